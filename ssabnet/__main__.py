@@ -1,0 +1,3 @@
+from ssabnet.cli import main
+
+raise SystemExit(main())

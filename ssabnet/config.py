@@ -1,0 +1,228 @@
+"""Configuration: a tree of frozen dataclasses, YAML files that list only changes, dotted overrides.
+
+The defaults *are* the reference recipe. An experiment YAML lists only what differs, e.g.::
+
+    model: {name: ssabnet-s}
+    loss: {box: sabl}
+    train: {epochs: 100, batch: 16}
+
+and the CLI adds dotted overrides on top (``train.lr=0.005``). Unknown keys and values of the
+wrong type are errors that name the offending key — nothing is silently dropped. The resolved
+config is saved in every run folder and checkpoint (:func:`config_to_dict`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from ssabnet.losses.config import LossConfig
+from ssabnet.model.config import ModelConfig
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or its value has the wrong type."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to train and validate on.
+
+    ``train``/``val`` are catalog names (``data_catalog/*.yaml``), catalog YAML paths or
+    dataset folders; ``format`` forces the folder format (``auto`` detects it).
+    """
+
+    train: str = "syndrone-demo-train"
+    val: str = "syndrone-demo-val"
+    format: str = "auto"
+    skip_invalid: bool = False  # count and skip malformed annotation lines instead of failing
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe (YOLOv8-like defaults scaled for small-object UAV data)."""
+
+    epochs: int = 100
+    batch: int = 16
+    imgsz: int = 640
+    device: str = "cpu"
+    workers: int = 2
+    seed: int = 0
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.01
+    momentum: float = 0.937  # SGD momentum / AdamW beta1
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 3.0
+    schedule: str = "cosine"  # cosine | linear
+    final_lr_ratio: float = 0.01  # lr at the last epoch = lr * final_lr_ratio
+    ema: bool = True
+    ema_decay: float = 0.9999
+    amp: bool = True  # only takes effect on CUDA
+    grad_clip: float = 10.0  # max grad-norm; 0 disables
+    mosaic: float = 1.0  # probability
+    close_mosaic: int = 10  # last N epochs without mosaic (standard YOLO practice)
+    hflip: float = 0.5
+    vflip: float = 0.0
+    scale: float = 0.5  # random scale range 1 +- scale
+    hsv: tuple[float, float, float] = (0.015, 0.7, 0.4)
+    val_interval: int = 1
+    best_metric: str = "AP"
+    out: str = "runs/train"
+    deterministic: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _check_value(value: Any, annotation: Any, key: str) -> Any:
+    """Validate/convert ``value`` against a (resolved) type annotation."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(annotation):
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check_value(value, option, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{key}: {value!r} matches none of {annotation}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check_value(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+        return tuple(_check_value(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(annotation, value, prefix=f"{key}.")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a (partial) mapping; unknown keys and bad types raise."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]!r}; valid keys: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _check_value(v, hints[k], f"{prefix}{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def merge(cfg: T, changes: dict[str, Any], prefix: str = "") -> T:
+    """Return ``cfg`` with a nested mapping of changes applied (dataclasses.replace, recursively)."""
+    hints = typing.get_type_hints(type(cfg))
+    names = {f.name for f in dataclasses.fields(cfg)}
+    updates = {}
+    for key, value in changes.items():
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key {prefix}{key!r}; valid keys: {', '.join(sorted(names))}"
+            )
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            updates[key] = merge(current, value, prefix=f"{prefix}{key}.")
+        else:
+            updates[key] = _check_value(value, hints[key], f"{prefix}{key}")
+    return dataclasses.replace(cfg, **updates)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["train.lr=0.01", "model.name=ssabnet-s"]`` -> nested dict (values parsed as YAML)."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+        dotted, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node = nested
+        parts = dotted.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, base: Config | None = None
+) -> Config:
+    """Defaults <- YAML file (only changes) <- dotted overrides."""
+    cfg = base or Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        try:
+            cfg = merge(cfg, data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    if overrides:
+        cfg = merge(cfg, parse_overrides(overrides))
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain, YAML/JSON-serialisable dict (tuples become lists)."""
+
+    def convert(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple | list):
+            return [convert(v) for v in value]
+        return value
+
+    return convert(cfg)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Inverse of :func:`config_to_dict` (strict)."""
+    return from_dict(Config, data)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Reusable tensor operators (box math) shared by data, model, losses and evaluation."""
