@@ -9,5 +9,29 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from ssabnet.config import Config, load_config  # noqa: E402
+from ssabnet.data import DetectionDataset, load_dataset  # noqa: E402
+from ssabnet.evaluation import Evaluator  # noqa: E402
+from ssabnet.losses import box_loss, loss_curves  # noqa: E402
+from ssabnet.model import build_model  # noqa: E402
 
-__all__ = ["Config", "load_config", "__version__"]
+# The engine pulls in torch and OpenCV: imported on first use so ``import ssabnet`` stays light.
+_ENGINE_EXPORTS = {
+    "fit": "ssabnet.engine.train",
+    "predict": "ssabnet.engine.predict",
+    "load_checkpoint": "ssabnet.engine.predict",
+    "LoadedCheckpoint": "ssabnet.engine.predict",
+}
+
+
+def __getattr__(name: str):
+    if name in _ENGINE_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_ENGINE_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ssabnet' has no attribute {name!r}")
+
+
+__all__ = ["Config", "load_config", "build_model", "Evaluator", "__version__"]
+__all__ += list(_ENGINE_EXPORTS)
+__all__ += ["box_loss", "loss_curves"]
+__all__ += ["DetectionDataset", "load_dataset"]

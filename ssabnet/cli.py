@@ -20,24 +20,337 @@ def _print_json(obj) -> None:
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="dataset tools: stats, convert, synth, fetch")
     dsub = data.add_subparsers(dest="data_command", required=True)
-    # (the data package's helper fills these in)
+    formats = ("visdrone", "uavdt", "coco")
+
+    stats = dsub.add_parser("stats", help="images, boxes per class, ignore regions, size buckets")
+    stats.add_argument("--data", help="catalog name, catalog YAML or dataset folder")
+    stats.add_argument("--format", choices=formats, help="dataset format (with --root)")
+    stats.add_argument("--root", type=Path, help="dataset folder (or COCO .json)")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.add_argument("--skip-invalid", action="store_true", help="skip and count bad lines")
+    stats.add_argument("--verify", action="store_true", help="decode every image (slow)")
+    stats.set_defaults(handler=_data_stats)
+
+    convert = dsub.add_parser("convert", help="convert a VisDrone/UAVDT dataset to COCO JSON")
+    convert.add_argument("--format", choices=formats, default=None, help="source format")
+    convert.add_argument("--root", type=Path, help="source dataset folder")
+    convert.add_argument("--data", help="catalog name or folder (instead of --format/--root)")
+    convert.add_argument("--out", type=Path, required=True, help="output COCO .json")
+    convert.add_argument("--skip-invalid", action="store_true", help="skip and count bad lines")
+    convert.set_defaults(handler=_data_convert)
+
+    synth = dsub.add_parser("synth", help="generate synthetic drone scenes (VisDrone format)")
+    synth.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
+    synth.add_argument("--num", type=int, default=64, help="number of images")
+    synth.add_argument("--seed", type=int, default=0, help="random seed")
+    synth.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
+    synth.add_argument("--workers", type=int, default=1, help="parallel processes")
+    synth.set_defaults(handler=_data_synth)
+
+    fetch = dsub.add_parser("fetch", help="download, verify (sha256) and extract a dataset")
+    fetch.add_argument("name", help="catalog name (see data_catalog/)")
+    fetch.add_argument("--root", type=Path, help="target folder (default: the card's root)")
+    fetch.add_argument("--url", help="archive URL (default: the card's url)")
+    fetch.add_argument("--sha256", help="expected sha256 (default: the card's sha256)")
+    fetch.add_argument("--allow-unverified", action="store_true", help="accept no checksum")
+    fetch.add_argument("--force", action="store_true", help="replace an existing folder")
+    fetch.set_defaults(handler=_data_fetch)
+
+
+def _data_source(args) -> tuple[str | Path, str]:
+    """``(spec, format)`` from ``--data`` or ``--format``/``--root``."""
+    if args.data and args.root:
+        raise ValueError("give either --data or --root, not both")
+    if args.data:
+        return args.data, args.format or "auto"
+    if args.root is None:
+        raise ValueError("give --data NAME|PATH or --format FORMAT --root PATH")
+    return args.root, args.format or "auto"
+
+
+def _data_stats(args) -> int:
+    from ssabnet.data import load_dataset
+    from ssabnet.data.stats import dataset_stats, format_stats
+
+    spec, fmt = _data_source(args)
+    dataset = load_dataset(spec, format=fmt, skip_invalid=args.skip_invalid, verify=args.verify)
+    stats = dataset_stats(dataset)
+    if args.json:
+        _print_json(stats)
+    else:
+        print(format_stats(stats))
+    return 0
+
+
+def _data_convert(args) -> int:
+    from ssabnet.data import load_dataset
+    from ssabnet.data.coco import write_coco_json
+
+    spec, fmt = _data_source(args)
+    dataset = load_dataset(spec, format=fmt, skip_invalid=args.skip_invalid)
+    path = write_coco_json(dataset, args.out)
+    n_objects = sum(r.num_objects for r in dataset.records)
+    print(f"wrote {path}: {len(dataset)} images, {n_objects} objects")
+    return 0
+
+
+def _data_synth(args) -> int:
+    import time
+
+    from ssabnet.data.synthetic import generate_dataset
+
+    start = time.perf_counter()
+    out = generate_dataset(args.out, args.num, args.seed, tuple(args.size), args.workers)
+    seconds = time.perf_counter() - start
+    print(f"wrote {args.num} images to {out} in {seconds:.1f} s ({args.num / seconds:.1f} img/s)")
+    return 0
+
+
+def _data_fetch(args) -> int:
+    from ssabnet.data.catalog import fetch
+
+    path = fetch(
+        args.name,
+        args.root,
+        url=args.url,
+        sha256=args.sha256,
+        allow_unverified=args.allow_unverified,
+        force=args.force,
+    )
+    print(f"{args.name}: {path}")
+    return 0
 
 
 # ----------------------------------------------------------------------------- model
 def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     model = sub.add_parser("model", help="model tools: info")
     msub = model.add_subparsers(dest="model_command", required=True)
-    # (the model package's helper fills these in)
+    info = msub.add_parser("info", help="parameters, GFLOPs, strides and levels of a model")
+    info.add_argument("name", help="preset name, e.g. baseline-s, ssabnet-s, ssabnet-s-noalign")
+    info.add_argument("--imgsz", type=int, default=640, help="square input size (multiple of 32)")
+    info.add_argument("--num-classes", type=int, default=None, help="default: the preset's")
+    info.add_argument("--json", action="store_true", help="print a JSON object")
+    info.set_defaults(handler=_model_info)
+
+
+def _model_info(args: argparse.Namespace) -> int:
+    from ssabnet.model import build_model, model_info
+
+    info = model_info(build_model(args.name, num_classes=args.num_classes), args.imgsz)
+    if args.json:
+        _print_json(info)
+    else:
+        print(
+            f"{info['name']}: {info['params'] / 1e6:.2f} M params, {info['gflops']:.1f} GFLOPs "
+            f"at {args.imgsz}x{args.imgsz} (1 MAC = 2 FLOPs; conv/matmul only), levels "
+            f"{'/'.join(info['levels'])} strides {info['strides']}, {info['num_anchors']} anchors"
+        )
+    return 0
 
 
 # ----------------------------------------------------------------------------- val
 def _add_val_command(sub: argparse._SubParsersAction) -> None:
-    pass  # (the evaluation helper fills this in)
+    val = sub.add_parser(
+        "val",
+        help="score detections (a COCO results file, or a checkpoint) on a dataset",
+        description="Evaluate with COCO AP@[.5:.95] at maxDets 500 and tiny-object scales, or "
+        "the official VisDrone-DET protocol. Writes metrics.json and the matching tables "
+        "(matches_dets.parquet, matches_gts.parquet) next to it.",
+    )
+    source = val.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", type=Path, help="COCO results JSON (ids of data convert)")
+    source.add_argument("--weights", type=Path, help="checkpoint to run on the dataset's images")
+    val.add_argument("--data", required=True, help="catalog name, catalog YAML or dataset folder")
+    val.add_argument("--format", default="auto", choices=["auto", "visdrone", "uavdt", "coco"])
+    val.add_argument("--out", type=Path, default=Path("metrics.json"), help="metrics.json path")
+    val.add_argument("--backend", default="faster", choices=["faster", "pycocotools"])
+    val.add_argument("--protocol", default="coco", choices=["coco", "visdrone-official"])
+    val.add_argument("--max-dets", type=int, default=500, help="detections kept per image")
+    val.add_argument("--imgsz", type=int, default=640, help="(--weights) network input size")
+    val.add_argument("--device", default="cpu", help="(--weights) torch device")
+    val.add_argument("--json", action="store_true", help="print metrics as JSON, not a table")
+    val.set_defaults(handler=_cmd_val)
+
+
+def _val_predictions_from_weights(args, dataset):
+    """``--weights``: run the checkpoint on the dataset's images (training engine's predict)."""
+    from ssabnet.engine.predict import load_checkpoint, predict
+
+    loaded = load_checkpoint(args.weights, args.device)
+    if tuple(loaded.info.classes) != tuple(dataset.info.classes):
+        raise ValueError(
+            f"{args.weights}: trained on classes {loaded.info.classes}, "
+            f"dataset has {dataset.info.classes}"
+        )
+    records = dataset.records
+    return predict(
+        loaded, [r.image_path for r in records], image_ids=[r.image_id for r in records],
+        imgsz=args.imgsz, device=args.device, max_det=args.max_dets,
+    )  # fmt: skip
+
+
+def _cmd_val(args) -> int:
+    from ssabnet.data import load_dataset
+    from ssabnet.evaluation import Evaluator, read_coco_results, save_evaluation
+    from ssabnet.evaluation.report import format_metrics_table
+
+    dataset = load_dataset(args.data, format=args.format)
+    if args.predictions is not None:
+        predictions = read_coco_results(args.predictions, dataset.info, dataset.records)
+    else:
+        predictions = _val_predictions_from_weights(args, dataset)
+    evaluator = Evaluator(
+        dataset.info, dataset.records, protocol=args.protocol, backend=args.backend,
+        max_dets=args.max_dets,
+    )  # fmt: skip
+    evaluator.process(predictions)
+    metrics = evaluator.evaluate()
+    written = save_evaluation(evaluator, metrics, args.out)
+    if args.json:
+        _print_json(metrics)
+    else:
+        print(format_metrics_table(metrics))
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 # ----------------------------------------------------------------------------- train / predict
 def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
-    pass  # (the engine helper fills this in)
+    train = sub.add_parser("train", help="train a detector (DDP: torchrun ... -m ssabnet train)")
+    train.add_argument(
+        "--data",
+        help="dataset NAME|PATH: a folder with train/ and val/, catalog "
+        "names NAME-train/NAME-val, or one dataset used for both",
+    )
+    train.add_argument("--val-data", help="validation dataset (default: derived from --data)")
+    train.add_argument("--model", help="model preset, e.g. ssabnet-s, baseline-n")
+    train.add_argument("--loss", help="box loss, e.g. sabl, ciou, nwd")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--imgsz", type=int, help="square input size (multiple of 32)")
+    train.add_argument("--batch", type=int, help="global batch size (split across DDP ranks)")
+    train.add_argument("--device", help="cpu | cuda | cuda:<index>")
+    train.add_argument("--workers", type=int, help="data-loading worker processes")
+    train.add_argument("--out", help="run folder, e.g. runs/NAME")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    train.add_argument("--config", help="experiment YAML listing only changes from the defaults")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.005")
+    train.set_defaults(handler=_train)
+
+    predict = sub.add_parser("predict", help="run a checkpoint on images (optionally sliced)")
+    predict.add_argument("--weights", required=True, help="checkpoint (.pt)")
+    predict.add_argument("--source", required=True, help="image file, folder or glob pattern")
+    predict.add_argument(
+        "--out", required=True, help="preds.json (coco) or a folder of result txts (visdrone)"
+    )
+    predict.add_argument("--format", choices=["coco", "visdrone"], default="coco")
+    predict.add_argument("--imgsz", type=int, default=640)
+    predict.add_argument("--slice", type=int, default=None, help="tile size for sliced inference")
+    predict.add_argument("--overlap", type=float, default=0.2, help="tile overlap fraction")
+    predict.add_argument("--merge", choices=["nms", "wbf"], default="nms")
+    predict.add_argument("--conf", type=float, default=0.001)
+    predict.add_argument("--iou", type=float, default=0.6)
+    predict.add_argument("--max-det", type=int, default=500)
+    predict.add_argument("--batch", type=int, default=8)
+    predict.add_argument("--device", default="cpu")
+    predict.set_defaults(handler=_predict)
+
+    export = sub.add_parser("export", help="export the inference graph (checked against eager)")
+    export.add_argument("--weights", required=True, help="checkpoint (.pt)")
+    export.add_argument("--format", choices=["torchscript", "onnx"], required=True)
+    export.add_argument("--out", required=True, help="output file")
+    export.add_argument("--imgsz", type=int, default=None, help="default: the training imgsz")
+    export.set_defaults(handler=_export)
+
+
+def _train_data_specs(data: str, val_data: str | None) -> dict[str, str]:
+    """``--data`` -> data.train/data.val (folder with train/ val/, NAME-train/NAME-val, or X)."""
+    folder = Path(data)
+    if folder.is_dir() and (folder / "train").is_dir() and (folder / "val").is_dir():
+        train, val = str(folder / "train"), str(folder / "val")
+    elif _catalog_exists(f"{data}-train"):
+        train, val = f"{data}-train", f"{data}-val"
+    else:
+        train, val = data, data
+    return {"train": train, "val": val_data or val}
+
+
+def _catalog_exists(name: str) -> bool:
+    root = Path(__file__).resolve().parents[1] / "data_catalog"
+    return (root / f"{name}.yaml").is_file()
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ssabnet.config import load_config, merge
+    from ssabnet.engine.train import NonFiniteLossError, fit
+
+    cfg = load_config(args.config, args.overrides)
+    changes: dict = {"train": {}, "model": {}, "loss": {}, "data": {}}
+    for flag in ("epochs", "imgsz", "batch", "device", "workers", "out"):
+        if getattr(args, flag) is not None:
+            changes["train"][flag] = getattr(args, flag)
+    if args.model:
+        changes["model"]["name"] = args.model
+    if args.loss:
+        changes["loss"]["box"] = args.loss
+    if args.data:
+        changes["data"] |= _train_data_specs(args.data, args.val_data)
+    elif args.val_data:
+        changes["data"]["val"] = args.val_data
+    cfg = merge(cfg, changes)
+    try:
+        run_dir = fit(cfg, resume=args.resume, progress=not args.no_progress)
+    except NonFiniteLossError as exc:
+        print(f"ssabnet: error: {exc}", file=sys.stderr)
+        return 3
+    print(f"run saved to {run_dir}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ssabnet.data.visdrone import write_visdrone_results
+    from ssabnet.engine.predict import list_sources, load_checkpoint, predict, source_records
+    from ssabnet.evaluation.results_io import write_coco_results
+
+    loaded = load_checkpoint(args.weights, args.device)
+    files = list_sources(args.source)
+    ids = [p.stem for p in files]
+    predictions = predict(
+        loaded,
+        files,
+        imgsz=args.imgsz,
+        device=args.device,
+        conf=args.conf,
+        iou=args.iou,
+        max_det=args.max_det,
+        slice_size=args.slice,
+        overlap=args.overlap,
+        merge=args.merge,
+        batch=args.batch,
+        image_ids=ids,
+    )
+    if args.format == "visdrone":
+        out = write_visdrone_results(predictions, args.out, loaded.info.native_ids, ids)
+    else:
+        out = write_coco_results(args.out, predictions, loaded.info, source_records(files, ids))
+    total = sum(len(p["scores"]) for p in predictions.values())
+    print(f"{total} detections on {len(files)} images written to {out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ssabnet.engine.export import check_export, export_model
+    from ssabnet.engine.predict import load_checkpoint
+
+    loaded = load_checkpoint(args.weights)
+    imgsz = args.imgsz or int(loaded.config["train"]["imgsz"])
+    out = export_model(loaded.model, args.format, args.out, imgsz)
+    diffs = check_export(loaded.model, out, imgsz)
+    print(
+        f"exported {args.format} to {out}; max |export - eager|: boxes "
+        f"{diffs['max_box_diff']:.2e} px, scores {diffs['max_score_diff']:.2e}"
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

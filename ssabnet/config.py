@@ -77,6 +77,13 @@ class TrainConfig:
     best_metric: str = "AP"
     out: str = "runs/train"
     deterministic: bool = True
+    translate: float = 0.1  # random shift, fraction of imgsz
+    min_box_size: float = 2.0  # px: augmented boxes smaller than this are dropped (and counted)
+    ema_tau: float = 2000.0  # EMA decay ramp length in optimizer steps
+    save_every_steps: int = 0  # also write last.pt every N steps inside an epoch; 0 = per epoch
+    conf_threshold: float = 0.001  # validation: low, so AP integrates the whole PR curve
+    nms_iou: float = 0.6
+    max_det: int = 500  # VisDrone's official toolkit scores at most 500 detections per image
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ def _check_value(value: Any, annotation: Any, key: str) -> Any:
             return tuple(_check_value(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
-        return tuple(_check_value(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+        return tuple(_check_value(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
             return value

@@ -1,10 +1,70 @@
-"""Loss configuration (owned by the losses package; composed into :class:`ssabnet.config.Config`)."""
+"""Loss configuration (owned by the losses package; composed into :class:`ssabnet.config.Config`).
+
+The defaults are the SSABNet recipe; an ablation YAML lists only what differs, e.g.
+``loss: {box: ciou, balance: false, assigner_metric: iou}`` for the YOLOv8 baseline loss.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+BOX_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl")
+CLS_KINDS = ("bce", "varifocal")
+NORMALIZATIONS = ("score_sum", "num_fg")
+
 
 @dataclass(frozen=True)
 class LossConfig:
-    box: str = "sabl"
+    """Detector loss: classification + box + DFL, with a task-aligned assigner.
+
+    All pixel constants (``sabl_kappa``, ``nwd_C``) refer to input (letterboxed) pixels.
+    """
+
+    box: str = "sabl"  # iou | giou | diou | ciou | eiou | nwd | sabl
+    cls: str = "bce"  # bce | varifocal
+    # Weights applied once, to the normalised terms (YOLOv8's defaults).
+    cls_weight: float = 0.5
+    box_weight: float = 7.5
+    dfl_weight: float = 1.5
+    # score_sum: divide every term by max(1, sum of target scores) as YOLOv8 does (the weights
+    # above were tuned for it); num_fg: by max(1, number of positive anchors).
+    normalize: str = "score_sum"
+    # SABL (see ssabnet/losses/sabl.py). kappa: hand-over size in px; beta: steepness.
+    sabl_kappa: float = 32.0
+    sabl_beta: float = 6.0
+    sabl_modulation: str = "exp"  # exp | logistic
+    sabl_blend: str = "terms"  # terms (paper's equation) | loss (blend whole losses)
+    sabl_base: str = "ciou"  # large-object loss for sabl_blend=loss: ciou | eiou
+    nwd_C: float = 12.0  # px, Wasserstein normalisation for nwd, sabl and the nwd/sabl metric
+    # Balancing: per-size-bucket normalisation of box/DFL weights (ssabnet/losses/balance.py).
+    balance: bool = True
+    balance_gamma: float = 0.5  # bucket share ~ count^gamma (1 = off, 0 = equal per bucket)
+    # Task-aligned assigner (ssabnet/assign.py).
+    assigner_topk: int = 10
+    assigner_alpha: float = 0.5
+    assigner_beta: float = 6.0
+    assigner_metric: str = "sabl"  # iou | nwd | sabl (measured: docs/losses.md)
+    assigner_center_radius: float = 0.0  # strides; > 0 adds centre-radius candidates
+    # Varifocal loss (cls=varifocal).
+    vfl_alpha: float = 0.75
+    vfl_gamma: float = 2.0
+
+    def __post_init__(self) -> None:
+        choices = {
+            "box": (self.box, BOX_KINDS),
+            "cls": (self.cls, CLS_KINDS),
+            "normalize": (self.normalize, NORMALIZATIONS),
+            "sabl_modulation": (self.sabl_modulation, ("exp", "logistic")),
+            "sabl_blend": (self.sabl_blend, ("terms", "loss")),
+            "sabl_base": (self.sabl_base, ("ciou", "eiou")),
+            "assigner_metric": (self.assigner_metric, ("iou", "nwd", "sabl")),
+        }
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"loss.{key}: unknown value {value!r}; expected one of {allowed}")
+        positive = {"sabl_kappa": self.sabl_kappa, "sabl_beta": self.sabl_beta, "nwd_C": self.nwd_C}
+        for key, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"loss.{key} must be > 0, got {value}")
+        if self.assigner_topk < 1:
+            raise ValueError(f"loss.assigner_topk must be >= 1, got {self.assigner_topk}")

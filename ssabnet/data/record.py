@@ -1,0 +1,93 @@
+"""The in-memory record every dataset reader produces and every consumer reads.
+
+One :class:`ImageRecord` per image, whatever the on-disk format (VisDrone, UAVDT, COCO,
+synthetic). Boxes are ``float32 xyxy`` in original image pixels. Nothing a format carries is
+dropped: objects that are not trained/evaluated stay in the record with ``ignore=True`` and
+ignored *regions* (VisDrone class 0, UAVDT ``gt_ignore``) are kept apart in ``ignore_regions``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class AnnotationError(ValueError):
+    """A dataset file is malformed; the message names the file (and line, 1-based)."""
+
+    def __init__(self, path: str | Path, message: str, line: int | None = None):
+        self.path = str(path)
+        self.line = line
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is: its name, format and the trainable/evaluated class names.
+
+    ``classes[i]`` is the name of label ``i``; labels are contiguous ``0..num_classes-1``.
+    ``native_ids[i]`` is the id the on-disk format uses for class ``i`` (VisDrone: 1..10).
+    """
+
+    name: str
+    format: str
+    classes: tuple[str, ...]
+    native_ids: tuple[int, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclass
+class ImageRecord:
+    """One image and its annotations.
+
+    Attributes:
+        image_id: stable string key, unique within a dataset (VisDrone: file stem;
+            UAVDT: ``"<sequence>/img000123"`` because frame names repeat across sequences).
+        image_path: path of the image file.
+        width, height: image size in pixels.
+        boxes: ``float32[N, 4]`` xyxy pixels of every annotated object (ignored ones included).
+        labels: ``int64[N]`` contiguous class index into ``DatasetInfo.classes``; ``-1`` for an
+            object of no trainable class (VisDrone "others", class 11).
+        ignore: ``bool[N]``; True for objects that neither help nor hurt in evaluation and are
+            not trained as positives (VisDrone ``score == 0``, class "others").
+        truncation, occlusion: ``int64[N]`` as the format defines them; ``-1`` where unknown.
+        ignore_regions: ``float32[K, 4]`` xyxy pixels of ignored areas.
+        native: format-specific extras needed for an exact round trip (e.g. VisDrone raw
+            category and score per object, UAVDT track ids), keyed by field name.
+    """
+
+    image_id: str
+    image_path: Path
+    width: int
+    height: int
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    ignore: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))
+    truncation: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    occlusion: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    ignore_regions: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    native: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.image_path = Path(self.image_path)
+        n = len(self.boxes)
+        for name in ("labels", "ignore", "truncation", "occlusion"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(
+                    f"{self.image_id}: {name} has {len(getattr(self, name))} rows, boxes {n}"
+                )
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def evaluated(self) -> np.ndarray:
+        """``bool[N]``: objects that count in training and evaluation."""
+        return (~self.ignore) & (self.labels >= 0)

@@ -1,0 +1,535 @@
+"""The training loop, in plain sight: ``fit(cfg)`` -> ``train_one_epoch`` + ``evaluate``.
+
+No trainer class and no hooks: ``fit`` reads the config, builds data / model / criterion /
+optimizer / schedule / EMA, optionally restores a checkpoint, then alternates one epoch of
+training with a validation pass by the evaluator, logging ``results.csv`` and writing
+``weights/last.pt`` (every epoch, and every ``train.save_every_steps`` steps) and
+``weights/best.pt`` atomically. Under ``torchrun`` the same code runs DDP: rank 0 logs and
+writes; validation predictions of all ranks are gathered and evaluated once.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ssabnet.config import Config, config_from_dict, config_to_dict, merge, save_config
+from ssabnet.data.loader import DetectionSamples, build_loader, num_batches
+from ssabnet.data.transforms import AugmentConfig
+from ssabnet.engine.checkpoint import (
+    git_commit,
+    read_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from ssabnet.engine.distributed import (
+    DistEnv,
+    all_reduce_mean,
+    all_true,
+    barrier,
+    broadcast_object,
+    cleanup_distributed,
+    gather_dicts,
+    setup_distributed,
+)
+from ssabnet.engine.ema import ModelEMA
+from ssabnet.engine.schedule import build_scheduler
+from ssabnet.postprocess import boxes_input_to_original, postprocess
+
+#: Metrics copied from the evaluator into ``results.csv`` every validated epoch.
+CSV_METRICS = ("AP", "AP50", "APs", "AP_vt", "AP_t")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN/inf; the message names the epoch, batch and image ids."""
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch; ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside a DDP wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def build_optimizer(model: nn.Module, cfg_train: Any) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW; no weight decay on biases and normalisation weights (1-D)."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": cfg_train.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg_train.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg_train.lr, momentum=cfg_train.momentum, nesterov=True)
+    if cfg_train.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg_train.lr, betas=(cfg_train.momentum, 0.999))
+    raise ValueError(f"unknown optimizer {cfg_train.optimizer!r} (expected 'sgd' or 'adamw')")
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, dynamic_ncols=True, leave=False)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    criterion: Callable[..., dict[str, torch.Tensor]],
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: ModelEMA | None,
+    scaler: torch.amp.GradScaler,
+    epoch: int,
+    *,
+    env: DistEnv,
+    grad_clip: float = 10.0,
+    amp: bool = False,
+    start_batch: int = 0,
+    loss_sums: dict[str, float] | None = None,
+    save_every_steps: int = 0,
+    save_state: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train one epoch; return the mean of each loss term over its batches.
+
+    Also returns ``dropped_boxes``: boxes the augmentation removed this epoch (all ranks),
+    because they became smaller than ``train.min_box_size`` or left the image.
+
+    Args:
+        model: the (possibly DDP-wrapped) model in train mode.
+        criterion: ``criterion(outputs, targets) -> {"loss": scalar, "<term>": ...}``.
+        loader: yields ``(uint8 images [B, 3, S, S], targets, metas)``.
+        scheduler: stepped once per optimizer step.
+        start_batch: batches of this epoch already done (mid-epoch resume; the loader's
+            sampler must already skip them); ``loss_sums`` holds their summed terms.
+        save_every_steps, save_state: every that many batches ``save_state(batches_done,
+            loss_sums)`` writes a resumable checkpoint.
+
+    Raises:
+        NonFiniteLossError: the loss is NaN/inf on any rank (all ranks stop together).
+    """
+    model.train()
+    device = env.device
+    use_amp = amp and device.type == "cuda"
+    sums: dict[str, float] = dict(loss_sums or {})
+    total = num_batches(loader)
+    bar = _progress(loader, total - start_batch, f"epoch {epoch}", progress and env.is_main)
+    batch_index = start_batch
+    for images, targets, metas in bar:
+        images = images.to(device, non_blocking=True).float().div_(255)
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            outputs = model(images)
+            terms = criterion(outputs, targets)
+        loss = terms["loss"]
+        if not all_true(bool(torch.isfinite(loss).item()), env):
+            detail = ", ".join(
+                f"{k}={float(v.detach()):.4g}" for k, v in terms.items() if v.numel() == 1
+            )
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {epoch}, batch {batch_index} (rank {env.rank}, images "
+                f"{[m.image_id for m in metas]}): {detail}. Lower train.lr or check these "
+                "images' annotations."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        if ema is not None:
+            ema.update(unwrap(model))
+        batch_index += 1
+        logged = {
+            k: float(all_reduce_mean(v.detach().float(), env))
+            for k, v in terms.items()
+            if v.numel() == 1
+        }
+        for key, value in logged.items():
+            sums[key] = sums.get(key, 0.0) + value
+        dropped = torch.tensor(float(sum(m.num_dropped for m in metas)), device=device)
+        sums["dropped_boxes"] = sums.get("dropped_boxes", 0.0) + float(
+            all_reduce_mean(dropped, env) * env.world_size
+        )
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(
+                {k: f"{v:.3f}" for k, v in logged.items()}
+                | {"lr": f"{optimizer.param_groups[0]['lr']:.2e}"}
+            )
+        due = save_every_steps > 0 and batch_index % save_every_steps == 0
+        if save_state is not None and due and batch_index < total:  # (epoch end saves anyway)
+            save_state(batch_index, sums)
+    means = {k: v / max(1, total) for k, v in sums.items() if k != "dropped_boxes"}
+    return means | {"dropped_boxes": sums.get("dropped_boxes", 0.0)}
+
+
+@torch.no_grad()
+def predict_loader(
+    model: nn.Module,
+    loader: DataLoader,
+    env: DistEnv,
+    conf_threshold: float = 0.001,
+    iou_threshold: float = 0.6,
+    max_det: int = 500,
+    progress: bool = False,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Run ``model`` over a letterbox-only loader; detections in ORIGINAL pixels by image_id.
+
+    Under DDP every rank predicts its shard and the union is returned on every rank.
+    """
+    model.eval()
+    predictions: dict[str, dict[str, np.ndarray]] = {}
+    bar = _progress(loader, num_batches(loader), "val", progress and env.is_main)
+    for images, _targets, metas in bar:
+        outputs = model(images.to(env.device, non_blocking=True).float().div_(255))
+        detections = postprocess(outputs, conf_threshold, iou_threshold, max_det)
+        for meta, det in zip(metas, detections, strict=True):
+            if meta.letterbox is None:
+                raise ValueError("evaluation loader must letterbox only (no augmentation)")
+            predictions[meta.image_id] = {
+                "boxes": boxes_input_to_original(det["boxes"], meta.letterbox).cpu().numpy(),
+                "scores": det["scores"].cpu().numpy(),
+                "labels": det["labels"].cpu().numpy(),
+            }
+    return gather_dicts(predictions, env)
+
+
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    evaluator: Any,
+    *,
+    env: DistEnv,
+    conf_threshold: float = 0.001,
+    iou_threshold: float = 0.6,
+    max_det: int = 500,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Predict the loader's images and score them with ``evaluator`` (reset/process/evaluate).
+
+    Rank 0 evaluates the gathered predictions and the metrics are broadcast to all ranks.
+    """
+    predictions = predict_loader(
+        model, loader, env, conf_threshold, iou_threshold, max_det, progress
+    )
+    metrics = None
+    if env.is_main:
+        evaluator.reset()
+        evaluator.process(predictions)
+        metrics = evaluator.evaluate()
+    return broadcast_object(metrics, env)
+
+
+def _resolve_resume_config(cfg: Config, run_dir: Path) -> tuple[Config, dict[str, Any]]:
+    """On resume the run's own config is used; only device/workers may differ."""
+    state = read_checkpoint(run_dir / "weights" / "last.pt")
+    saved = config_from_dict(state["config"])
+    saved = merge(saved, {"train": {"device": cfg.train.device, "workers": cfg.train.workers}})
+    return saved, state
+
+
+def _write_results_row(path: Path, row: dict[str, Any]) -> None:
+    """Append a row to ``results.csv`` (header from the first row written)."""
+    exists = path.is_file() and path.stat().st_size > 0
+    header = path.read_text().splitlines()[0].split(",") if exists else list(row)
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+        if not exists:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _truncate_results(path: Path, last_epoch: int) -> None:
+    """Drop rows after ``last_epoch`` (written before a crash that lost their checkpoint)."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+        fieldnames = list(rows[0]) if rows else None
+    if fieldnames is None:
+        return
+    kept = [r for r in rows if int(r["epoch"]) <= last_epoch]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(kept)
+
+
+def _tensorboard_writer(run_dir: Path):
+    """A TensorBoard ``SummaryWriter`` in the run folder when tensorboard is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # optional: results.csv is the log of record
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+def _metric_value(metrics: dict[str, Any], name: str) -> float | None:
+    """``metrics[name]`` as a float; ``None`` when undefined (e.g. no GT in that size bucket)."""
+    if name not in metrics and metrics:
+        raise ValueError(
+            f"train.best_metric={name!r} is not an evaluator metric; "
+            f"choose one of {sorted(k for k in metrics if k != 'per_class')}"
+        )
+    value = metrics.get(name)
+    return None if value is None else float(value)
+
+
+def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
+    """Train ``cfg`` end to end; return the run folder (``cfg.train.out``).
+
+    The run folder gets ``config.yaml`` (resolved), ``git_commit.txt``, ``results.csv``,
+    ``weights/{last,best}.pt`` and ``val/{last,best}/metrics.json`` (+ matching parquet).
+    With ``resume=True`` training continues from ``weights/last.pt`` exactly where it stopped
+    (optimizer, schedule, EMA, epoch, batch within the epoch, RNG, sampler order).
+    """
+    from ssabnet.data import load_dataset
+    from ssabnet.evaluation import Evaluator
+    from ssabnet.evaluation.evaluator import save_evaluation
+    from ssabnet.losses.criterion import build_criterion
+    from ssabnet.model.build import build_model
+
+    run_dir = Path(cfg.train.out)
+    state: dict[str, Any] | None = None
+    if resume:
+        cfg, state = _resolve_resume_config(cfg, run_dir)
+    elif (run_dir / "weights" / "last.pt").exists():
+        raise ValueError(
+            f"{run_dir} already holds a run (weights/last.pt); pass --resume to continue it "
+            "or choose another --out"
+        )
+    tc = cfg.train
+    env = setup_distributed(tc.device)
+    try:
+        seed_everything(tc.seed, tc.deterministic)
+        if tc.batch % env.world_size:
+            raise ValueError(f"train.batch={tc.batch} is not divisible by {env.world_size} ranks")
+        train_data = load_dataset(cfg.data.train, cfg.data.format, cfg.data.skip_invalid)
+        val_data = load_dataset(cfg.data.val, cfg.data.format, cfg.data.skip_invalid)
+        if tuple(train_data.info.classes) != tuple(val_data.info.classes):
+            raise ValueError(
+                f"train classes {train_data.info.classes} differ from val classes "
+                f"{val_data.info.classes}"
+            )
+        class_names = list(train_data.info.classes)
+        model = build_model(cfg.model, num_classes=len(class_names)).to(env.device)
+        criterion = build_criterion(cfg.loss, len(class_names), model.reg_max)
+        optimizer = build_optimizer(model, tc)
+        augment = AugmentConfig(
+            mosaic=tc.mosaic,
+            hflip=tc.hflip,
+            vflip=tc.vflip,
+            scale=tc.scale,
+            translate=tc.translate,
+            hsv=tuple(tc.hsv),
+            min_size=tc.min_box_size,
+        )
+        no_mosaic = dataclasses.replace(augment, mosaic=0.0)
+        train_set = DetectionSamples(train_data.records, tc.imgsz, augment, seed=tc.seed)
+        train_loader = build_loader(
+            train_set,
+            tc.batch // env.world_size,
+            tc.workers,
+            shuffle=True,
+            seed=tc.seed,
+            rank=env.rank,
+            world_size=env.world_size,
+            drop_last=len(train_set) > tc.batch,
+        )
+        val_loader = build_loader(
+            DetectionSamples(val_data.records, tc.imgsz, None),
+            max(1, tc.batch // env.world_size),
+            tc.workers,
+            shuffle=False,
+            rank=env.rank,
+            world_size=env.world_size,
+        )
+        steps_per_epoch = num_batches(train_loader)
+        scheduler = build_scheduler(
+            optimizer,
+            tc.epochs * steps_per_epoch,
+            round(tc.warmup_epochs * steps_per_epoch),
+            tc.schedule,
+            tc.final_lr_ratio,
+        )
+        ema = ModelEMA(model, tc.ema_decay, tc.ema_tau) if tc.ema else None
+        use_amp = tc.amp and env.device.type == "cuda"
+        scaler = torch.amp.GradScaler(env.device.type, enabled=use_amp)
+        evaluator = Evaluator(val_data.info, val_data.records) if env.is_main else None
+
+        start_epoch, start_batch, loss_sums = 0, 0, {}
+        best_value, last_metrics = -math.inf, {}
+        if state is not None:
+            model.load_state_dict(state["model"])
+            if ema is not None and state.get("ema"):
+                ema.load_state_dict(state["ema"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"])
+            start_epoch = int(state["epoch"]) + 1
+            start_batch = int(state.get("epoch_step", 0))
+            loss_sums = dict(state.get("loss_sums", {}))
+            best_value = float(state.get("best_value", -math.inf))
+            last_metrics = dict(state.get("metrics", {}))
+        if env.distributed:
+            if env.device.type == "cuda":  # one BatchNorm over the global batch (CUDA only)
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[env.local_rank] if env.device.type == "cuda" else None
+            )
+        if env.is_main:
+            (run_dir / "weights").mkdir(parents=True, exist_ok=True)
+            save_config(cfg, run_dir / "config.yaml")
+            (run_dir / "git_commit.txt").write_text(git_commit() + "\n")
+            if state is not None:
+                _truncate_results(run_dir / "results.csv", start_epoch - 1)
+                for stale in (run_dir / "weights").glob(".*.tmp"):  # a write cut by a kill
+                    stale.unlink()
+        commit = git_commit() if env.is_main else "unknown"
+        tensorboard = _tensorboard_writer(run_dir) if env.is_main else None
+
+        def checkpoint_state(
+            epoch_done: int, epoch_step: int, sums: dict[str, float], metrics: dict[str, Any]
+        ) -> dict[str, Any]:
+            return {
+                "model": unwrap(model).state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if use_amp else None,
+                "epoch": epoch_done,
+                "epoch_step": epoch_step,
+                "step": int(scheduler.last_epoch),
+                "loss_sums": dict(sums),
+                "best_value": best_value,
+                "rng": rng_state(),
+                "config": config_to_dict(cfg),
+                "class_names": class_names,
+                "dataset_info": {
+                    "name": train_data.info.name,
+                    "format": train_data.info.format,
+                    "native_ids": [int(i) for i in train_data.info.native_ids],
+                },
+                "git_commit": commit,
+                "metrics": {
+                    k: float(v)
+                    for k, v in metrics.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                },
+            }
+
+        for epoch in range(start_epoch, tc.epochs):
+            epoch_start = time.time()
+            final_epochs = epoch >= tc.epochs - tc.close_mosaic
+            train_set.augment = no_mosaic if final_epochs else augment
+            train_set.set_epoch(epoch)
+            train_loader.sampler.set_epoch(epoch)
+            train_loader.sampler.set_skip(start_batch * train_loader.batch_size)
+
+            def save_mid_epoch(
+                batches_done: int, sums: dict[str, float], epoch=epoch, metrics=last_metrics
+            ) -> None:
+                if env.is_main:
+                    state_now = checkpoint_state(epoch - 1, batches_done, sums, metrics)
+                    save_checkpoint(state_now, run_dir / "weights" / "last.pt")
+
+            mean_terms = train_one_epoch(
+                model,
+                criterion,
+                train_loader,
+                optimizer,
+                scheduler,
+                ema,
+                scaler,
+                epoch,
+                env=env,
+                grad_clip=tc.grad_clip,
+                amp=tc.amp,
+                start_batch=start_batch,
+                loss_sums=loss_sums,
+                save_every_steps=tc.save_every_steps,
+                save_state=save_mid_epoch,
+                progress=progress,
+            )
+            start_batch, loss_sums = 0, {}
+            eval_model = ema.module if ema is not None else unwrap(model)
+            validate = (epoch + 1) % tc.val_interval == 0 or epoch + 1 == tc.epochs
+            metrics: dict[str, Any] = {}
+            if validate:
+                metrics = evaluate(
+                    eval_model,
+                    val_loader,
+                    evaluator,
+                    env=env,
+                    conf_threshold=tc.conf_threshold,
+                    iou_threshold=tc.nms_iou,
+                    max_det=tc.max_det,
+                    progress=progress,
+                )
+                last_metrics = metrics
+            value = _metric_value(metrics, tc.best_metric) if validate else None
+            improved = value is not None and value > best_value
+            if improved:
+                best_value = value
+            if env.is_main:
+                row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+                row |= {k: round(v, 6) for k, v in mean_terms.items()}
+                row |= {k: "" if metrics.get(k) is None else metrics[k] for k in CSV_METRICS}
+                row["time"] = round(time.time() - epoch_start, 3)
+                _write_results_row(run_dir / "results.csv", row)
+                if tensorboard is not None:
+                    for key, value in row.items():
+                        if key != "epoch" and isinstance(value, int | float):
+                            tensorboard.add_scalar(key, value, epoch)
+                    tensorboard.flush()
+                if validate:
+                    save_evaluation(evaluator, metrics, run_dir / "val" / "last" / "metrics.json")
+                state_now = checkpoint_state(epoch, 0, {}, last_metrics)
+                save_checkpoint(state_now, run_dir / "weights" / "last.pt")
+                if improved:
+                    save_checkpoint(state_now, run_dir / "weights" / "best.pt")
+                    save_evaluation(evaluator, metrics, run_dir / "val" / "best" / "metrics.json")
+                print(
+                    f"epoch {epoch + 1}/{tc.epochs} "
+                    + " ".join(f"{k}={v:.4f}" for k, v in mean_terms.items())
+                    + "".join(
+                        f" {k}={metrics[k]:.4f}" for k in CSV_METRICS if metrics.get(k) is not None
+                    )
+                    + f" ({row['time']:.1f}s)",
+                    flush=True,
+                )
+            barrier(env)
+        return run_dir
+    finally:
+        cleanup_distributed()

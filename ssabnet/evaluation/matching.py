@@ -1,0 +1,264 @@
+"""Per-detection and per-object matching tables at IoU 0.5 (error analysis, app, FiftyOne).
+
+The matcher is COCOeval's ``evaluateImg`` for the ``all`` area range at one IoU threshold,
+re-implemented so that its decisions are visible: per image and class, detections in descending
+score order (stable) take the unmatched *normal* ground truth with the highest IoU ``>= 0.5``
+(the later one on ties, as COCOeval does); only when none qualifies may they fall on an *ignore*
+ground truth (``iscrowd``: overlap = intersection / detection area, reusable), which makes them
+"ignored" -- neither TP nor FP. An ignore GT can therefore never take a detection away from a
+real object. Ground truth and detections with >= 50% of their area in an ignore region, and
+detections past the per-image cap, are listed with their own status and never matched.
+
+Because the rules are COCOeval's, :func:`ap50_from_tables` reproduces the COCO ``AP50``
+(101-point interpolation, area ``all``, ``maxDets`` = cap) exactly; the tests assert it.
+
+Tables (pandas):
+
+``dets``: one row per submitted detection -- ``image_id``, ``det_index`` (row in that image's
+prediction arrays), ``label``, ``class_name``, ``score``, ``x1, y1, x2, y2``, ``size``
+(``sqrt(w*h)``), ``size_bucket``, ``status`` (``tp`` / ``fp`` / ``ignored`` (on an ignore GT) /
+``in_ignore_region`` / ``over_max_dets``), ``tp`` (bool), ``matched_gt`` (record object index or
+-1), ``iou``.
+
+``gts``: one row per record object -- ``image_id``, ``gt_index``, ``label``, ``class_name``,
+``x1..y2``, ``size``, ``size_bucket``, ``occlusion``, ``truncation``, ``status`` (``tp`` / ``fn`` /
+``ignore`` (ignore GT or no class) / ``in_ignore_region``), ``matched`` (bool), ``det_index``,
+``det_score``, ``iou``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ssabnet.data.record import DatasetInfo, ImageRecord
+from ssabnet.evaluation.ignore import ImageView
+from ssabnet.ops.boxes import box_area, box_size
+from ssabnet.scales import size_bucket_index, size_bucket_names
+
+MATCH_IOU = 0.5
+_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)  # COCOeval params.recThrs
+DETS_FILE = "matches_dets.parquet"
+GTS_FILE = "matches_gts.parquet"
+
+
+class MatchTables(NamedTuple):
+    """The two matching tables (``dets, gts = evaluator.matches()``)."""
+
+    dets: pd.DataFrame
+    gts: pd.DataFrame
+
+    def save(self, out_dir: str | Path) -> tuple[Path, Path]:
+        """Write ``matches_dets.parquet`` and ``matches_gts.parquet`` into ``out_dir``."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.dets.to_parquet(out_dir / DETS_FILE, index=False)
+        self.gts.to_parquet(out_dir / GTS_FILE, index=False)
+        return out_dir / DETS_FILE, out_dir / GTS_FILE
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> MatchTables:
+        out_dir = Path(out_dir)
+        return cls(pd.read_parquet(out_dir / DETS_FILE), pd.read_parquet(out_dir / GTS_FILE))
+
+
+def pairwise_overlap(det_boxes: np.ndarray, gt_boxes: np.ndarray, gt_crowd: np.ndarray):
+    """COCO bbox overlap ``float64[D, G]``: IoU, or intersection / det area for crowd GT."""
+    lt = np.maximum(det_boxes[:, None, :2], gt_boxes[None, :, :2])
+    rb = np.minimum(det_boxes[:, None, 2:], gt_boxes[None, :, 2:])
+    wh = np.clip(rb - lt, 0.0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    det_area = box_area(det_boxes)[:, None]
+    union = np.where(gt_crowd[None, :], det_area, det_area + box_area(gt_boxes)[None, :] - inter)
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def greedy_match(overlap: np.ndarray, gt_crowd: np.ndarray, threshold: float = MATCH_IOU):
+    """COCOeval's greedy assignment for detections already in descending score order.
+
+    Args:
+        overlap: ``float[D, G]`` from :func:`pairwise_overlap`, GT columns with normal GT
+            first and crowd (ignore) GT last.
+        gt_crowd: ``bool[G]``.
+
+    Returns:
+        ``det_gt`` ``int64[D]`` (matched GT column or -1) and ``det_iou`` ``float64[D]``.
+    """
+    num_dets, num_gts = overlap.shape
+    det_gt = np.full(num_dets, -1, dtype=np.int64)
+    det_iou = np.zeros(num_dets, dtype=np.float64)
+    if num_dets == 0 or num_gts == 0:
+        return det_gt, det_iou
+    thr = min(threshold, 1 - 1e-10)
+    normal = ~gt_crowd
+    taken = np.zeros(num_gts, dtype=bool)
+    for d in np.flatnonzero((overlap >= thr).any(axis=1)):
+        row = overlap[d]
+        free = normal & ~taken & (row >= thr)
+        candidates = free if free.any() else (gt_crowd & (row >= thr))
+        if not candidates.any():
+            continue
+        best = np.where(candidates, row, -1.0)
+        g = num_gts - 1 - int(np.argmax(best[::-1]))  # the last of equal maxima, as COCOeval
+        det_gt[d], det_iou[d] = g, row[g]
+        if normal[g]:
+            taken[g] = True
+    return det_gt, det_iou
+
+
+def _image_tables(
+    record: ImageRecord,
+    pred: Mapping[str, np.ndarray],
+    view: ImageView,
+    info: DatasetInfo,
+) -> tuple[dict, dict]:
+    num_objects, num_dets = len(record.boxes), len(pred["scores"])
+    gt_boxes = np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4)
+    evaluated = record.evaluated
+    gt_status = np.where(evaluated, "fn", "ignore").astype(object)
+    gt_status[view.gt_in_region] = "in_ignore_region"
+    gt_det = np.full(num_objects, -1, dtype=np.int64)
+    gt_score = np.full(num_objects, np.nan)
+    gt_iou = np.full(num_objects, np.nan)
+    det_status = np.full(num_dets, "fp", dtype=object)
+    det_status[view.det_over_max] = "over_max_dets"
+    det_status[view.det_in_region] = "in_ignore_region"
+    det_gt = np.full(num_dets, -1, dtype=np.int64)
+    det_iou = np.full(num_dets, np.nan)
+    kept = view.det_kept  # descending score order
+    usable = ~view.gt_in_region
+    for label in np.unique(pred["labels"][kept]):
+        dets = kept[pred["labels"][kept] == label]
+        normal_idx = np.flatnonzero(usable & evaluated & (record.labels == label))
+        crowd_idx = np.flatnonzero(
+            usable & ~evaluated & ((record.labels == label) | (record.labels < 0))
+        )
+        gt_idx = np.concatenate([normal_idx, crowd_idx])
+        crowd = np.arange(len(gt_idx)) >= len(normal_idx)
+        overlap = pairwise_overlap(pred["boxes"][dets], gt_boxes[gt_idx], crowd)
+        match, iou = greedy_match(overlap, crowd)
+        hit = match >= 0
+        matched_gt = gt_idx[match[hit]]
+        det_gt[dets[hit]] = matched_gt
+        det_iou[dets[hit]] = iou[hit]
+        on_crowd = crowd[match[hit]]
+        det_status[dets[hit]] = np.where(on_crowd, "ignored", "tp")
+        real = ~on_crowd
+        gt_status[matched_gt[real]] = "tp"
+        gt_det[matched_gt[real]] = dets[hit][real]
+        gt_score[matched_gt[real]] = pred["scores"][dets[hit][real]]
+        gt_iou[matched_gt[real]] = iou[hit][real]
+    names = np.array([*info.classes, "(none)"], dtype=object)
+    det_size = box_size(pred["boxes"])
+    gt_size = box_size(gt_boxes)
+    buckets = np.array(size_bucket_names(), dtype=object)
+    dets_table = {
+        "image_id": np.full(num_dets, record.image_id, dtype=object),
+        "det_index": np.arange(num_dets, dtype=np.int64),
+        "label": pred["labels"],
+        "class_name": names[pred["labels"]],
+        "score": pred["scores"],
+        "x1": pred["boxes"][:, 0], "y1": pred["boxes"][:, 1],
+        "x2": pred["boxes"][:, 2], "y2": pred["boxes"][:, 3],
+        "size": det_size,
+        "size_bucket": buckets[size_bucket_index(det_size)],
+        "status": det_status,
+        "tp": det_status == "tp",
+        "matched_gt": det_gt,
+        "iou": det_iou,
+    }  # fmt: skip
+    gts_table = {
+        "image_id": np.full(num_objects, record.image_id, dtype=object),
+        "gt_index": np.arange(num_objects, dtype=np.int64),
+        "label": np.asarray(record.labels, dtype=np.int64),
+        "class_name": names[np.asarray(record.labels, dtype=np.int64)],
+        "x1": gt_boxes[:, 0], "y1": gt_boxes[:, 1], "x2": gt_boxes[:, 2], "y2": gt_boxes[:, 3],
+        "size": gt_size,
+        "size_bucket": buckets[size_bucket_index(gt_size)],
+        "occlusion": np.asarray(record.occlusion, dtype=np.int64),
+        "truncation": np.asarray(record.truncation, dtype=np.int64),
+        "status": gt_status,
+        "matched": gt_status == "tp",
+        "det_index": gt_det,
+        "det_score": gt_score,
+        "iou": gt_iou,
+    }  # fmt: skip
+    return dets_table, gts_table
+
+
+def _concat(parts: list[dict]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame()
+    return pd.DataFrame({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
+
+
+def match_tables(
+    info: DatasetInfo,
+    records: Sequence[ImageRecord],
+    predictions: Mapping[str, Mapping[str, np.ndarray]],
+    views: Mapping[str, ImageView],
+) -> MatchTables:
+    """Build the matching tables for all records (images in ``image_id`` order)."""
+    det_parts, gt_parts = [], []
+    for record in sorted(records, key=lambda r: r.image_id):
+        dets, gts = _image_tables(
+            record, predictions[record.image_id], views[record.image_id], info
+        )
+        det_parts.append(dets)
+        gt_parts.append(gts)
+    return MatchTables(_concat(det_parts), _concat(gt_parts))
+
+
+def coco_interpolated_ap(tp_sorted: np.ndarray, fp_sorted: np.ndarray, num_gt: float) -> float:
+    """COCO's 101-point interpolated AP of one class.
+
+    Args:
+        tp_sorted, fp_sorted: ``float[D]`` TP / FP weights of the detections in descending
+            score order (ignored detections removed). Weights allow bootstrap multiplicities.
+        num_gt: number (or total weight) of ground-truth objects.
+    """
+    if num_gt <= 0:
+        return float("nan")
+    tp = np.cumsum(tp_sorted, dtype=np.float64)
+    fp = np.cumsum(fp_sorted, dtype=np.float64)
+    return coco_interpolated_ap_from_cumsums(tp, fp, num_gt)
+
+
+def coco_interpolated_ap_from_cumsums(tp: np.ndarray, fp: np.ndarray, num_gt: float) -> float:
+    """COCOeval ``accumulate``'s AP from cumulative TP/FP counts ``float[D]`` (``num_gt > 0``).
+
+    ``precision = tp / (tp + fp + eps)`` made non-increasing from the right, sampled at the
+    first detection reaching each recall in ``0:0.01:1`` (0 past the last recall), averaged.
+    """
+    if len(tp) == 0:
+        return 0.0
+    recall = tp / num_gt
+    precision = tp / (tp + fp + np.spacing(1))
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    idx = np.searchsorted(recall, _RECALL_THRESHOLDS, side="left")
+    sampled = np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0)
+    return float(sampled.mean())
+
+
+def ap50_from_tables(tables: MatchTables, num_classes: int) -> float | None:
+    """Mean over classes with GT of the COCO AP50 (area ``all``) computed from the tables.
+
+    Detections are ordered as COCOeval's ``accumulate`` does: images in COCO id order (sorted
+    ``image_id``), score-descending within an image, then a stable sort by score.
+    """
+    dets, gts = tables.dets, tables.gts
+    aps = []
+    for label in range(num_classes):
+        num_gt = int(((gts["label"] == label) & gts["status"].isin(["tp", "fn"])).sum())
+        if num_gt == 0:
+            continue
+        d = dets[(dets["label"] == label) & dets["status"].isin(["tp", "fp"])]
+        d = d.sort_values(["image_id", "score"], ascending=[True, False], kind="stable")
+        d = d.sort_values("score", ascending=False, kind="stable")
+        tp = d["tp"].to_numpy(dtype=np.float64)
+        aps.append(coco_interpolated_ap(tp, 1.0 - tp, num_gt))
+    return float(np.mean(aps)) if aps else None

@@ -1,0 +1,72 @@
+"""End to end: train on synthetic drone scenes, validate on held-out ones, beat an untrained net."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def _cars_only(root: Path) -> None:
+    """Keep cars (VisDrone 4) and ignored regions; every other object becomes "others".
+
+    One frequent class makes a 1-minute CPU training informative: ten classes of 4-30 px objects
+    need far more steps before AP moves. "Others" are ignored objects, so they neither help nor
+    hurt (the loader turns them into ignore regions).
+    """
+    for path in (root / "annotations").glob("*.txt"):
+        rows = []
+        for line in path.read_text().splitlines():
+            fields = line.split(",")
+            if fields[5] not in ("0", "4"):
+                fields[4], fields[5] = "0", "11"
+            rows.append(",".join(fields))
+        path.write_text("\r\n".join(rows) + "\r\n")
+
+
+@pytest.mark.slow
+def test_train_then_val_beats_untrained_model(tmp_path):
+    from ssabnet.config import Config, merge
+    from ssabnet.data.loader import DetectionSamples, build_loader
+    from ssabnet.data.synthetic import generate_dataset
+    from ssabnet.data.visdrone import read_visdrone
+    from ssabnet.engine.distributed import DistEnv
+    from ssabnet.engine.train import evaluate, fit
+    from ssabnet.evaluation import Evaluator
+    from ssabnet.model.build import build_model
+
+    generate_dataset(tmp_path / "train", 48, seed=11, size=(160, 160))
+    generate_dataset(tmp_path / "val", 16, seed=12, size=(160, 160))  # held out: other seed
+    _cars_only(tmp_path / "train")
+    _cars_only(tmp_path / "val")
+    cfg = merge(Config(), {
+        "data": {"train": str(tmp_path / "train"), "val": str(tmp_path / "val")},
+        "model": {"name": "baseline-n"},
+        "train": {"epochs": 20, "batch": 8, "imgsz": 160, "workers": 1,
+                  "out": str(tmp_path / "run"),
+                  "warmup_epochs": 1.0, "mosaic": 0.0, "close_mosaic": 0, "ema": False,
+                  "lr": 0.01, "val_interval": 20, "seed": 0},
+    })  # fmt: skip
+    run = fit(cfg, progress=False)
+    with (run / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 20
+    first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
+    assert last < 0.75 * first, (first, last)  # measured: 18.6 -> 10.8
+
+    val = read_visdrone(tmp_path / "val")
+    torch.manual_seed(0)
+    untrained = build_model("baseline-n", num_classes=10)
+    loader = build_loader(DetectionSamples(val.records, 160), 8, 0, shuffle=False)
+    base = evaluate(
+        untrained,
+        loader,
+        Evaluator(val.info, val.records),
+        env=DistEnv(0, 1, 0, torch.device("cpu")),
+    )
+    trained_ap50 = float(rows[-1]["AP50"])
+    # Measured on the 2-core VM: untrained 0.0066, trained 0.184 (28x). Thresholds keep a
+    # 2x margin on the trained value and require 5x the untrained one.
+    assert trained_ap50 > 0.09 and trained_ap50 > 5 * base["AP50"], (base["AP50"], trained_ap50)
