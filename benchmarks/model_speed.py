@@ -21,9 +21,20 @@ import statistics
 import time
 
 import torch
+import yaml
 
-from ssabnet.model import build_model, model_info
+from ssabnet.model import ModelConfig, build_model, model_info
 from ssabnet.model.info import count_flops
+
+
+def build_ours(spec: str, num_classes: int) -> torch.nn.Module:
+    """``"ssabnet-s"`` or a preset with field overrides, ``"baseline-s:use_p2=true,align=flow"``."""
+    name, _, overrides = spec.partition(":")
+    changes = {}
+    for item in filter(None, overrides.split(",")):
+        key, _, value = item.partition("=")
+        changes[key] = yaml.safe_load(value)
+    return build_model(ModelConfig(name=name, **changes), num_classes=num_classes)
 
 
 def build_peer(yaml_name: str, num_classes: int) -> torch.nn.Module | None:
@@ -52,7 +63,7 @@ def main() -> None:
     gflops: dict[str, float] = {}
     params: dict[str, int] = {}
     for name in args.models:
-        model = build_model(name, num_classes=args.num_classes).eval()
+        model = build_ours(name, args.num_classes).eval()
         info = model_info(model, args.imgsz)
         models[name], gflops[name], params[name] = model, info["gflops"], info["params"]
     if args.peer:

@@ -1,6 +1,7 @@
 """Peak memory of content-aware reassembly: in-place offset loop vs the naive unfold version.
 
-    .venv/bin/python benchmarks/reassembly_memory.py
+    .venv/bin/python benchmarks/reassembly_memory.py            # peak memory table
+    .venv/bin/python benchmarks/reassembly_memory.py --timing   # CPU time, 1 thread, min of 5
 
 Each measurement runs in a fresh subprocess: inputs are allocated, the resident-set size is
 read, one reassembly runs (no_grad forward, or forward + backward), and the peak RSS increase
@@ -73,8 +74,34 @@ def main() -> None:
             )
 
 
+def timing() -> None:
+    import torch
+
+    from ssabnet.model.ssa import reassemble, reassemble_unfold
+
+    torch.set_num_threads(1)
+    for name, channels, height, width, k in CASES:
+        features = torch.rand(1, channels, height, width, requires_grad=True)
+        logits = torch.rand(1, k * k, 2 * height, 2 * width, requires_grad=True)
+        for method, fn in (("loop", reassemble), ("unfold", reassemble_unfold)):
+            forward, total = [], []
+            for _ in range(5):
+                start = time.thread_time()
+                out = fn(features, logits.softmax(dim=1), k, 2)
+                middle = time.thread_time()
+                out.sum().backward()
+                forward.append(middle - start)
+                total.append(time.thread_time() - start)
+            print(
+                f"{name} | {method}: forward {min(forward) * 1e3:.1f} ms, "
+                f"forward+backward {min(total) * 1e3:.1f} ms"
+            )
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+    if len(sys.argv) > 1 and sys.argv[1] == "--timing":
+        timing()
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child":
         method, *numbers = sys.argv[2:]
         c, h, w, k, bwd = (int(v) for v in numbers)
         child(method, c, h, w, k, bool(bwd))

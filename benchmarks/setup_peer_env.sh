@@ -9,7 +9,7 @@ test -x .venv/bin/python || make setup
 test -x .benchenv/bin/python || python3 -m venv .benchenv
 site_main=$(.venv/bin/python -c "import site; print(site.getsitepackages()[0])")
 site_bench=$(.benchenv/bin/python -c "import site; print(site.getsitepackages()[0])")
-echo "$site_main" > "$site_bench/_ssabnet_main_venv.pth"
+echo "import site; site.addsitedir('$site_main')" > "$site_bench/_ssabnet_main_venv.pth"
 .benchenv/bin/python -m pip install --quiet ultralytics==8.4.190 --no-deps
 .benchenv/bin/python -m pip install --quiet ultralytics-thop psutil py-cpuinfo polars requests
 .benchenv/bin/python -c "import ultralytics, ssabnet, torch; print('ultralytics', ultralytics.__version__, 'torch', torch.__version__)"

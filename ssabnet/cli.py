@@ -169,6 +169,11 @@ def _add_val_command(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--imgsz", type=int, default=640, help="(--weights) network input size")
     val.add_argument("--device", default="cpu", help="(--weights) torch device")
     val.add_argument("--json", action="store_true", help="print metrics as JSON, not a table")
+    val.add_argument(
+        "--save-predictions",
+        type=Path,
+        help="(--weights) also write the detections as a COCO results JSON",
+    )
     val.set_defaults(handler=_cmd_val)
 
 
@@ -191,7 +196,12 @@ def _val_predictions_from_weights(args, dataset):
 
 def _cmd_val(args) -> int:
     from ssabnet.data import load_dataset
-    from ssabnet.evaluation import Evaluator, read_coco_results, save_evaluation
+    from ssabnet.evaluation import (
+        Evaluator,
+        read_coco_results,
+        save_evaluation,
+        write_coco_results,
+    )
     from ssabnet.evaluation.report import format_metrics_table
 
     dataset = load_dataset(args.data, format=args.format)
@@ -199,6 +209,9 @@ def _cmd_val(args) -> int:
         predictions = read_coco_results(args.predictions, dataset.info, dataset.records)
     else:
         predictions = _val_predictions_from_weights(args, dataset)
+        if args.save_predictions is not None:
+            write_coco_results(args.save_predictions, predictions, dataset.info, dataset.records)
+            print(f"wrote {args.save_predictions}")
     evaluator = Evaluator(
         dataset.info, dataset.records, protocol=args.protocol, backend=args.backend,
         max_dets=args.max_dets,

@@ -119,7 +119,10 @@ def _check_value(value: Any, annotation: Any, key: str) -> Any:
             return tuple(_check_value(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
-        return tuple(_check_value(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(
+            _check_value(v, a, f"{key}[{i}]")
+            for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
     if dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
             return value
@@ -159,7 +162,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
 
 
 def merge(cfg: T, changes: dict[str, Any], prefix: str = "") -> T:
-    """Return ``cfg`` with a nested mapping of changes applied (dataclasses.replace, recursively)."""
+    """Return ``cfg`` with a nested mapping of changes applied (recursive dataclasses.replace)."""
     hints = typing.get_type_hints(type(cfg))
     names = {f.name for f in dataclasses.fields(cfg)}
     updates = {}

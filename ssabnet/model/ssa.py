@@ -67,6 +67,16 @@ def reassemble(
     Returns:
         ``Tensor[B, C, s*h, s*w]``.
     """
+    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    needs_grad = torch.is_grad_enabled() and (features.requires_grad or kernels.requires_grad)
+    if needs_grad and not tracing:
+        return _Reassemble.apply(features, kernels, kernel_size, scale)
+    return _reassemble_forward(features, kernels, kernel_size, scale)
+
+
+def _reassemble_forward(
+    features: torch.Tensor, kernels: torch.Tensor, kernel_size: int, scale: int
+) -> torch.Tensor:
     batch, channels, height, width = features.shape
     k2 = kernel_size * kernel_size
     pad = kernel_size // 2
@@ -84,6 +94,49 @@ def reassemble(
                 acc.addcmul_(phase[:, index : index + 1], window)
             out[:, :, :, i, :, j] = acc
     return out.view(batch, channels, height * scale, width * scale)
+
+
+class _Reassemble(torch.autograd.Function):
+    """Explicit backward for :func:`reassemble`, with the same offset loop.
+
+    Autograd through the loop would turn each of the ``s^2 k^2`` slices into a full-size zero
+    tensor in backward (slow, and memory-hungry for k = 5); here the gradients accumulate in
+    place: ``d features[y + dy, x + dx] += g * kernel``, ``d kernel = sum_c g * window``.
+    """
+
+    @staticmethod
+    def forward(ctx, features, kernels, kernel_size, scale):
+        ctx.save_for_backward(features, kernels)
+        ctx.kernel_size, ctx.scale = kernel_size, scale
+        return _reassemble_forward(features, kernels, kernel_size, scale)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        features, kernels = ctx.saved_tensors
+        kernel_size, scale = ctx.kernel_size, ctx.scale
+        batch, channels, height, width = features.shape
+        k2 = kernel_size * kernel_size
+        pad = kernel_size // 2
+        padded = F.pad(features, (pad, pad, pad, pad))
+        planes = F.pixel_unshuffle(kernels, scale).view(batch, k2, scale, scale, height, width)
+        grad_padded = torch.zeros_like(padded)
+        grad_planes = torch.empty_like(planes)
+        grad_phases = grad_out.reshape(batch, channels, height, scale, width, scale)
+        for i in range(scale):
+            for j in range(scale):
+                grad = grad_phases[:, :, :, i, :, j].contiguous()  # [B, C, h, w]
+                for index in range(k2):
+                    dy, dx = divmod(index, kernel_size)
+                    window = padded[:, :, dy : dy + height, dx : dx + width]
+                    grad_planes[:, index, i, j] = (grad * window).sum(dim=1)
+                    grad_padded[:, :, dy : dy + height, dx : dx + width].addcmul_(
+                        grad, planes[:, index : index + 1, i, j]
+                    )
+        grad_features = grad_padded[:, :, pad : pad + height, pad : pad + width]
+        grad_kernels = F.pixel_shuffle(
+            grad_planes.view(batch, k2 * scale * scale, height, width), scale
+        )
+        return grad_features, grad_kernels, None, None
 
 
 def reassemble_unfold(
@@ -170,7 +223,7 @@ class FADEUpsample(Tappable, nn.Module):
         scale: int = 2,
         up_kernel: int = 5,
         encoder_kernel: int = 3,
-        compressed_channels: int = 16,
+        compressed_channels: int = 8,  # speed choice (docs/benchmarks.md); accuracy unmeasured
     ) -> None:
         super().__init__()
         self.scale, self.up_kernel = scale, up_kernel
@@ -283,11 +336,12 @@ class FlowAlign(Tappable, nn.Module):
     Offsets (x, y per channel group, in pixels) are predicted from both maps, as in FaPN
     (Huang et al., ICCV 2021): ``1x1 conv(concat) -> BN, SiLU -> 3x3 conv -> 2*groups``; the map
     is resampled with ``grid_sample``. The last conv is zero-initialised, so alignment starts as
-    the identity. Taps: ``offsets``.
+    the identity. ``hidden`` = 8 keeps the P2 cost low (see docs/benchmarks.md). Taps:
+    ``offsets``.
     """
 
     def __init__(
-        self, deep_channels: int, shallow_channels: int, groups: int = 4, hidden: int = 16
+        self, deep_channels: int, shallow_channels: int, groups: int = 4, hidden: int = 8
     ) -> None:
         super().__init__()
         if deep_channels % groups:

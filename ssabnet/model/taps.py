@@ -7,7 +7,8 @@ export and tracing never pay for it. Names are ``"<level>.<what>"``:
 =====================  ======================================================================
 name                   tensor (one entry per neck level ``pL``, L = 2..5)
 =====================  ======================================================================
-``pL.semantic``        deep (coarser) map entering the top-down step, ``[B, C_deep, H/2, W/2]``
+``pL.semantic``        deep (coarser) map entering the top-down step (after the optional 1x1
+                       reduction to the lateral width), ``[B, C_deep, H/2, W/2]``
 ``pL.shallow``         backbone lateral map C_L (the detail input), ``[B, C_L, H, W]``
 ``pL.upsampled``       deep map after the upsampler, ``[B, C_deep, H, W]``
 ``pL.kernels``         content-aware reassembly kernels (CARAFE/FADE), ``[B, k_up^2, H, W]``

@@ -58,9 +58,12 @@ def boxes_xyxy_to_relative_xywh(boxes: ArrayLike, width: float, height: float) -
 
 def boxes_relative_xywh_to_xyxy(boxes: ArrayLike, width: float, height: float) -> ArrayLike:
     """FiftyOne's relative ``[x, y, w, h]`` -> pixels ``xyxy``."""
-    x, y, w, h = boxes[..., 0] * width, boxes[..., 1] * height, boxes[..., 2] * width, boxes[
-        ..., 3
-    ] * height
+    x, y, w, h = (
+        boxes[..., 0] * width,
+        boxes[..., 1] * height,
+        boxes[..., 2] * width,
+        boxes[..., 3] * height,
+    )
     return _stack([x, y, x + w, y + h], boxes)
 
 
