@@ -4,10 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Debian packages the browser test (selenium + headless Chromium) needs.
+APT_PACKAGES := chromium chromium-driver
+DEMO_ARGS ?=
 
-.PHONY: setup test lint format demo clean
+.PHONY: setup system-deps test lint format demo cli-docs clean
 
-setup: $(STAMP)
+setup: $(STAMP) system-deps
 
 # The venv is (re)built whenever the pins change. torch/torchvision are pinned to releases that
 # pip takes from this machine's local wheel store; everything else comes from PyPI.
@@ -17,6 +20,19 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Installed when missing (CI runs as root); otherwise a clear note: the browser test then fails
+# with the same instruction.
+system-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver: present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(APT_PACKAGES) (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	else \
+		echo "note: chromium/chromedriver missing and not root; the browser test needs them:" \
+			"sudo apt-get install -y $(APT_PACKAGES)"; \
+	fi
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -30,7 +46,10 @@ test: setup lint
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q
 
 demo: setup
-	$(VENV)/bin/ssabnet demo
+	$(VENV)/bin/ssabnet demo $(DEMO_ARGS)
+
+cli-docs: setup
+	$(PY) scripts/gen_cli_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

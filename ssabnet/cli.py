@@ -366,6 +366,164 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- fiftyone
+def _add_fiftyone_commands(sub: argparse._SubParsersAction) -> None:
+    fo = sub.add_parser("fiftyone", help="browse ground truth, predictions and misses in FiftyOne")
+    fsub = fo.add_subparsers(dest="fiftyone_command", required=True)
+
+    index = fsub.add_parser("index", help="index a dataset and prediction files into FiftyOne")
+    index.add_argument("--data", required=True, help="catalog name, catalog YAML or folder")
+    index.add_argument(
+        "--pred", action="append", default=[], metavar="[FIELD=]RESULTS.json",
+        help="COCO results file (repeatable); field name from the run folder unless FIELD= given",
+    )  # fmt: skip
+    index.add_argument("--name", required=True, help="FiftyOne dataset name")
+    index.add_argument("--eval", action="store_true", help="run FiftyOne's COCO evaluation too")
+    index.add_argument("--persistent", action="store_true", help="keep the dataset after exit")
+    index.add_argument("--max-samples", type=int, help="index only the first N images")
+    index.add_argument("--launch", action="store_true", help="then serve the App (blocks)")
+    index.add_argument("--port", type=int, default=5151, help="App port (with --launch)")
+    index.set_defaults(handler=_fiftyone_index)
+
+    launch = fsub.add_parser("launch", help="serve the FiftyOne App on 127.0.0.1 (blocks)")
+    launch.add_argument("--name", required=True, help="FiftyOne dataset name")
+    launch.add_argument("--port", type=int, default=5151, help="App port")
+    launch.add_argument("--address", default="127.0.0.1", help="bind address")
+    launch.set_defaults(handler=_fiftyone_launch)
+
+    delete = fsub.add_parser("delete", help="delete a FiftyOne dataset")
+    delete.add_argument("--name", required=True, help="FiftyOne dataset name")
+    delete.set_defaults(handler=_fiftyone_delete)
+
+    listing = fsub.add_parser("list", help="list FiftyOne datasets")
+    listing.set_defaults(handler=_fiftyone_list)
+
+
+def _fiftyone_index(args) -> int:
+    from ssabnet.integrations import fiftyone as sfo
+
+    if not args.pred:
+        raise ValueError("give at least one --pred RESULTS.json")
+    predictions: dict[str, str] = {}
+    for spec in args.pred:
+        field, sep, path = spec.partition("=")
+        if not sep:
+            field, path = sfo.prediction_field_name(spec), spec
+        if field in predictions:
+            raise ValueError(f"two --pred files map to field {field!r}; name them FIELD=path")
+        predictions[field] = path
+    dataset = sfo.index_dataset(
+        args.data, predictions, args.name, evaluate=args.eval, persistent=args.persistent,
+        max_samples=args.max_samples,
+    )  # fmt: skip
+    meta = dataset.info.get("ssabnet", {})
+    print(f"FiftyOne dataset {args.name!r}: {len(dataset)} samples, fields {list(predictions)}")
+    for field in predictions:
+        entry = meta.get("fields", {}).get(field, {})
+        line = f"  {field}: ssabnet AP {entry.get('ssabnet_AP')}"
+        if "fiftyone_mAP" in entry:
+            line += f", FiftyOne mAP {entry['fiftyone_mAP']} (eval_key {entry['eval_key']})"
+        print(line)
+    if args.launch:
+        sfo.launch_app(args.name, port=args.port)
+    elif args.persistent:
+        print(f"browse it: ssabnet fiftyone launch --name {args.name}")
+    else:
+        print("not persistent: the dataset is dropped when the last FiftyOne client exits")
+    return 0
+
+
+def _fiftyone_launch(args) -> int:
+    from ssabnet.integrations.fiftyone import launch_app
+
+    launch_app(args.name, port=args.port, address=args.address)
+    return 0
+
+
+def _fiftyone_delete(args) -> int:
+    from ssabnet.integrations.fiftyone import delete_dataset
+
+    delete_dataset(args.name)
+    print(f"deleted FiftyOne dataset {args.name!r}")
+    return 0
+
+
+def _fiftyone_list(args) -> int:
+    from ssabnet.integrations.fiftyone import list_datasets
+
+    for name in list_datasets():
+        print(name)
+    return 0
+
+
+# ----------------------------------------------------------------------------- demo
+def _add_demo_command(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="the whole experience on synthetic data: train, evaluate, compare, FiftyOne, app",
+        description="Generate the synthetic demo data, train baseline-n (CIoU) and ssabnet-n "
+        "(SABL) with the same small budget, evaluate and compare them (per-scale AP, bootstrap "
+        "CI), index everything into FiftyOne and start the app. A re-run skips finished steps.",
+    )
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    demo.add_argument(
+        "--budget",
+        choices=["default", "tiny"],
+        default=None,
+        help="data and training budget (default: $SSABNET_DEMO_BUDGET or 'default', < 10 min "
+        "on 2 CPU cores; 'tiny' is for tests)",
+    )
+    demo.add_argument("--no-app", action="store_true", help="do everything but start the app")
+    demo.add_argument("--no-fiftyone", action="store_true", help="skip the FiftyOne indexing")
+    demo.add_argument("--port", type=int, default=8501, help="app port")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ssabnet.demo import run_demo
+
+    run_demo(
+        args.out,
+        args.budget,
+        app=not args.no_app,
+        fiftyone=not args.no_fiftyone,
+        port=args.port,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------- app
+def _add_app_command(sub: argparse._SubParsersAction) -> None:
+    app = sub.add_parser(
+        "app",
+        help="the Streamlit analysis app: per-scale AP, comparisons, feature maps, SABL curves",
+        description="Start the analysis app on 127.0.0.1 (Streamlit). Paths typed in the app are "
+        "confined to the runs folder and the data roots.",
+    )
+    app.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder to browse")
+    app.add_argument("--data", help="catalog name or dataset folder for images (default: each "
+                     "run's validation data)")  # fmt: skip
+    app.add_argument("--data-root", type=Path, action="append", default=[],
+                     help="folder datasets may be read from (repeatable; default $SSABNET_DATA "
+                     "or data)")  # fmt: skip
+    app.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1")
+    app.add_argument("--compare", default="", help="runs preselected for comparison: A,B[,...]")
+    app.add_argument("--headless", action="store_true", help="do not open a browser")
+    app.set_defaults(handler=_app)
+
+
+def _app(args: argparse.Namespace) -> int:
+    from ssabnet.app_launcher import launch_app
+
+    compare = [name.strip() for name in args.compare.split(",") if name.strip()]
+    return launch_app(
+        args.runs, args.data, port=args.port, compare=compare, data_roots=args.data_root,
+        headless=args.headless,
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssabnet",
@@ -377,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(sub)
     _add_val_command(sub)
     _add_engine_commands(sub)
+    _add_demo_command(sub)
+    _add_fiftyone_commands(sub)
+    _add_app_command(sub)
     return parser
 
 

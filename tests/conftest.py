@@ -49,3 +49,20 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate_dataset(root / "train", 24, seed=0, size=SYNTHETIC_SIZE)
     generate_dataset(root / "val", 8, seed=1, size=SYNTHETIC_SIZE)
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ssabnet demo --no-app --budget tiny`` run once per session; returns its ``--out`` folder.
+
+    Layout: ``baseline-n/`` and ``ssabnet-n/`` (ordinary fit run folders with
+    ``predictions.json``), ``comparison.csv`` and ``demo.json``. Same code path as ``make demo``,
+    with the test budget (8 train / 4 val scenes, 1 epoch) and no FiftyOne indexing.
+    """
+    from ssabnet.cli import main
+
+    out = tmp_path_factory.mktemp("demo")
+    code = main(["demo", "--no-app", "--no-fiftyone", "--budget", "tiny", "--no-progress",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 0, "ssabnet demo failed"
+    return out

@@ -91,7 +91,7 @@ def test_relative_root_is_relative_to_project_and_env_overrides(monkeypatch):
     monkeypatch.delenv("SSABNET_DATA", raising=False)
     card = load_card(REPO_CATALOG / "syndrone-demo-val.yaml")
     assert card.root == REPO_CATALOG.parent / "data" / "syndrone" / "val"
-    assert card.generate.num_images == 64 and card.generate.size == (640, 480)
+    assert card.generate.num_images == 32 and card.generate.size == (320, 256)
     monkeypatch.setenv("SSABNET_DATA", "/somewhere")
     assert load_card(REPO_CATALOG / "syndrone-demo-val.yaml").root == Path(
         "/somewhere/syndrone/val"

@@ -46,11 +46,10 @@ import numpy as np
 
 from ssabnet.data.dataset import DetectionDataset, SkipLog
 from ssabnet.data.images import verify_image
-from ssabnet.data.record import AnnotationError, DatasetInfo, ImageRecord
+from ssabnet.data.record import BOUNDS_TOLERANCE_PX, AnnotationError, DatasetInfo, ImageRecord
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
 
 IMAGE_ID_SCHEME = "sorted-string-image-id-from-1"
-BOUNDS_TOLERANCE_PX = 1.0
 
 
 def coco_image_ids(records: Iterable[ImageRecord]) -> dict[str, int]:

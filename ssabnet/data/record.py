@@ -24,6 +24,34 @@ class AnnotationError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+#: How far (px) an annotated box may reach outside its image before it is an error. Real
+#: VisDrone/UAVDT boxes all lie inside; one pixel absorbs off-by-one conventions of annotators.
+BOUNDS_TOLERANCE_PX = 1.0
+
+
+def check_box_inside(
+    path: str | Path,
+    line: int,
+    xywh: tuple[int, int, int, int],
+    width: int | None,
+    height: int | None,
+    what: str = "image",
+) -> None:
+    """Raise :class:`AnnotationError` if an ``xywh`` pixel box leaves the ``width x height`` frame
+    by more than :data:`BOUNDS_TOLERANCE_PX`. Unknown sizes (``None``) skip the check."""
+    if width is None or height is None:
+        return
+    left, top, w, h = xywh
+    tol = BOUNDS_TOLERANCE_PX
+    if left < -tol or top < -tol or left + w > width + tol or top + h > height + tol:
+        raise AnnotationError(
+            path,
+            f"box [{left}, {top}, {left + w}, {top + h}] (xyxy) lies outside the "
+            f"{width}x{height} {what}",
+            line,
+        )
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a dataset is: its name, format and the trainable/evaluated class names.

@@ -35,12 +35,16 @@ import numpy as np
 
 from ssabnet.data.dataset import DetectionDataset, SkipLog
 from ssabnet.data.images import list_images, read_image_size, verify_image
-from ssabnet.data.record import AnnotationError, DatasetInfo, ImageRecord
+from ssabnet.data.record import (
+    AnnotationError,
+    DatasetInfo,
+    ImageRecord,
+    check_box_inside,
+)
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy
 
 UAVDT_CLASSES: tuple[str, ...] = ("car", "truck", "bus")
 UAVDT_NATIVE_IDS: tuple[int, ...] = (1, 2, 3)
-BOUNDS_TOLERANCE_PX = 1.0
 _FRAME_RE = re.compile(r"^img(\d+)$")
 
 
@@ -108,15 +112,7 @@ def _parse_row(
         raise AnnotationError(path, f"box has zero or negative size (width {w}, height {h})", line)
     if not regions and category not in UAVDT_NATIVE_IDS:
         raise AnnotationError(path, f"unknown object_category {category} (expected 1..3)", line)
-    if width is not None and height is not None:
-        tol = BOUNDS_TOLERANCE_PX
-        if left < -tol or top < -tol or left + w > width + tol or top + h > height + tol:
-            raise AnnotationError(
-                path,
-                f"box [{left}, {top}, {left + w}, {top + h}] (xyxy) lies outside the "
-                f"{width}x{height} frame",
-                line,
-            )
+    check_box_inside(path, line, (left, top, w, h), width, height, "frame")
     return row
 
 

@@ -41,7 +41,12 @@ import numpy as np
 
 from ssabnet.data.dataset import DetectionDataset, SkipLog
 from ssabnet.data.images import list_images, read_image_size, verify_image
-from ssabnet.data.record import AnnotationError, DatasetInfo, ImageRecord
+from ssabnet.data.record import (
+    AnnotationError,
+    DatasetInfo,
+    ImageRecord,
+    check_box_inside,
+)
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
 
 VISDRONE_CLASSES: tuple[str, ...] = (
@@ -60,7 +65,6 @@ VISDRONE_NATIVE_IDS: tuple[int, ...] = tuple(range(1, 11))
 IGNORED_REGION_CATEGORY = 0
 OTHERS_CATEGORY = 11
 #: A box may reach this far (pixels) past the image border before it is an error.
-BOUNDS_TOLERANCE_PX = 1.0
 
 
 def visdrone_info(name: str = "visdrone") -> DatasetInfo:
@@ -105,15 +109,7 @@ def _check_row(
         raise AnnotationError(path, f"truncation must be 0 or 1, got {truncation}", line)
     if occlusion not in (0, 1, 2):
         raise AnnotationError(path, f"occlusion must be 0, 1 or 2, got {occlusion}", line)
-    if width is not None and height is not None:
-        tol = BOUNDS_TOLERANCE_PX
-        if left < -tol or top < -tol or left + w > width + tol or top + h > height + tol:
-            raise AnnotationError(
-                path,
-                f"box [{left}, {top}, {left + w}, {top + h}] (xyxy) lies outside the "
-                f"{width}x{height} image",
-                line,
-            )
+    check_box_inside(path, line, (left, top, w, h), width, height, "image")
 
 
 def read_visdrone_annotation(

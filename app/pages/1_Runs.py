@@ -1,0 +1,107 @@
+"""Runs & per-scale AP: summary table, AP per size bucket and per class, training curves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import common  # noqa: E402
+import plotly.express as px  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from ssabnet.runs import (  # noqa: E402
+    per_class_table,
+    runs_summary,
+    scale_ap_table,
+    training_curves,
+)
+
+cfg = common.page_header(
+    "Runs & per-scale AP",
+    "COCO AP at 500 detections per image, split into the five size buckets of ssabnet.scales.",
+)
+infos = common.extra_run_box(cfg, common.run_infos(cfg), key="runs_extra")
+split = common.split_selector(key="runs_split")
+chosen = common.run_selector(infos, "Runs", key="runs_pick")
+if not chosen:
+    st.info("Pick at least one run.")
+    st.stop()
+runs = common.load_runs(chosen, split)
+if not runs:
+    st.stop()
+for run in runs:
+    for note in run.notes:
+        st.info(f"{run.name}: {note}")
+
+summary = runs_summary(runs)
+columns = st.columns(min(4, len(runs)))
+for column, (_, row) in zip(columns, summary.iterrows(), strict=False):
+    column.metric(
+        f"{row['run']} · AP",
+        common.fmt_pct(row["AP"]),
+        help=f"AP50 {common.fmt_pct(row['AP50'])}, tiny AP {common.fmt_pct(row['AP_t'])}",
+    )
+st.dataframe(summary, hide_index=True, width="stretch")
+
+headline = st.multiselect(
+    "Headline metrics",
+    ["AP", "AP50", "AP75", "APs", "AR500"],
+    default=["AP", "AP50", "AP75"],
+    key="runs_headline",
+)
+if headline:
+    long = summary.melt(id_vars="run", value_vars=headline, var_name="metric", value_name="value")
+    st.plotly_chart(
+        px.bar(long, x="metric", y="value", color="run", barmode="group", title="Headline metrics"),
+        width="stretch",
+    )
+
+st.subheader("AP per size bucket")
+st.plotly_chart(
+    px.bar(
+        scale_ap_table(runs),
+        x="bucket",
+        y="AP",
+        color="run",
+        barmode="group",
+        title="AP@[.5:.95] by object size (sqrt(area) px: <8, 8-16, 16-32, 32-96, >=96)",
+    ),
+    width="stretch",
+)
+
+st.subheader("AP per class")
+class_metric = st.selectbox(
+    "Per-class metric", ["AP", "AP50", "AP75", "AP_t", "AP_vt", "AR500"], key="runs_class_metric"
+)
+per_class = per_class_table(runs, class_metric)
+if per_class[class_metric].notna().any():
+    st.plotly_chart(
+        px.bar(per_class, x="class_name", y=class_metric, color="run", barmode="group"),
+        width="stretch",
+    )
+else:
+    st.info(f"No class has ground truth for {class_metric}.")
+
+st.subheader("Training curves")
+curves = training_curves(runs)
+if curves.empty:
+    st.info("No results.csv in the selected runs.")
+else:
+    terms = sorted(set(curves["term"]) - {"time"})
+    default = [t for t in ("loss", "box", "AP50") if t in terms] or terms[:2]
+    picked = st.multiselect("Columns of results.csv", terms, default=default, key="runs_terms")
+    if picked:
+        shown = curves[curves["term"].isin(picked)]
+        figure = px.line(
+            shown,
+            x="epoch",
+            y="value",
+            color="run",
+            facet_col="term",
+            facet_col_wrap=3,
+            markers=True,
+        )
+        figure.update_yaxes(matches=None, showticklabels=True)
+        st.plotly_chart(figure, width="stretch")

@@ -1,0 +1,166 @@
+"""Compare checkpoints: metric deltas, paired bootstrap CIs per bucket/class, PR curves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import common  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from ssabnet.error_analysis import precision_recall_curve  # noqa: E402
+from ssabnet.evaluation import MatchTables, bootstrap_ap_difference  # noqa: E402
+from ssabnet.runs import compare_metrics  # noqa: E402
+from ssabnet.scales import size_bucket_names  # noqa: E402
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _bootstrap(key: tuple, _a: MatchTables, _b: MatchTables, n_boot: int, seed: int, by: str):
+    del key  # cache key: (run a, run b, split, stamps)
+    return bootstrap_ap_difference(_a, _b, n_boot=n_boot, seed=seed, by=by)
+
+
+def _ci_figure(table: pd.DataFrame, title: str) -> go.Figure:
+    figure = go.Figure()
+    for group, row in table.iterrows():
+        figure.add_trace(
+            go.Scatter(
+                x=[row["ci_low"], row["ci_high"]],
+                y=[group, group],
+                mode="lines",
+                line={"width": 6, "color": "lightsteelblue"},
+                showlegend=False,
+                hoverinfo="x",
+            )
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=table["delta"],
+            y=list(table.index),
+            mode="markers",
+            marker={"size": 11, "color": "crimson"},
+            name="delta",
+        )
+    )
+    figure.add_vline(x=0.0, line_dash="dash", line_color="gray")
+    figure.update_layout(
+        title=title,
+        xaxis_title="AP50 difference (B - A), 95% CI",
+        yaxis={"autorange": "reversed"},
+        height=120 + 40 * len(table),
+    )
+    return figure
+
+
+cfg = common.page_header(
+    "Compare checkpoints",
+    "Deltas per size bucket and class with a paired bootstrap over images: is a gain on tiny "
+    "objects real or noise? Uses the saved matching tables; nothing is re-run.",
+)
+infos = [i for i in common.run_infos(cfg) if i.has_matches]
+if len(infos) < 2:
+    st.warning("Comparison needs two runs with saved matching tables (val/*/matches_*.parquet).")
+    st.stop()
+names = [i.name for i in infos]
+wanted = [n for n in cfg.compare if n in names]
+reference_name = st.selectbox(
+    "Reference run A", names, index=names.index(wanted[0]) if wanted else 0, key="cmp_ref"
+)
+others_default = [n for n in wanted[1:] if n != reference_name] or [
+    n for n in names if n != reference_name
+][:1]
+others = st.multiselect(
+    "Runs B to compare with A",
+    [n for n in names if n != reference_name],
+    default=others_default,
+    key="cmp_others",
+)
+split = common.split_selector(key="cmp_split")
+if not others:
+    st.info("Pick at least one run B.")
+    st.stop()
+runs = common.load_runs([i for i in infos if i.name in [reference_name, *others]], split)
+for run in [r for r in runs if r.matches is None]:
+    st.warning(f"{run.name}: no matching tables in val/{run.split}; left out.")
+runs = [r for r in runs if r.matches is not None]
+by_name = {run.name: run for run in runs}
+if reference_name not in by_name or not any(n in by_name for n in others):
+    st.stop()
+reference = by_name[reference_name]
+
+st.subheader("Metric deltas (B - A)")
+deltas = compare_metrics(runs, reference_name)
+pivot = deltas.pivot(index="metric", columns="run", values="delta").reindex(
+    deltas["metric"].drop_duplicates()
+)
+st.dataframe(pivot.style.format("{:+.4f}", na_rep="–"), width="stretch")
+st.plotly_chart(
+    px.bar(
+        deltas,
+        x="metric",
+        y="delta",
+        color="run",
+        barmode="group",
+        title=f"Metric differences against {reference_name}",
+    ),
+    width="stretch",
+)
+
+st.subheader("Paired bootstrap over images (AP50)")
+c1, c2, c3 = st.columns(3)
+n_boot = c1.select_slider("Resamples", [100, 200, 500, 1000, 2000], value=200, key="cmp_nboot")
+seed = c2.number_input("Seed", 0, 10_000, 0, key="cmp_seed")
+by = c3.radio("Group by", ["bucket", "class"], horizontal=True, key="cmp_by")
+for name in others:
+    if name not in by_name:
+        continue
+    run = by_name[name]
+    key = (str(reference.path), str(run.path), reference.split, run.split)
+    with st.spinner(f"Bootstrapping {reference_name} vs {name} ({n_boot} resamples)..."):
+        try:
+            table = _bootstrap(key, reference.matches, run.matches, n_boot, int(seed), by)
+        except ValueError as exc:
+            st.error(f"{reference_name} vs {name}: {exc}")
+            continue
+    st.markdown(f"**A = {reference_name}, B = {name}**")
+    st.dataframe(
+        table.style.format(
+            {
+                "ap_a": "{:.4f}",
+                "ap_b": "{:.4f}",
+                "delta": "{:+.4f}",
+                "ci_low": "{:+.4f}",
+                "ci_high": "{:+.4f}",
+                "p_value": "{:.3f}",
+            },
+            na_rep="–",
+        ),
+        width="stretch",
+    )
+    st.plotly_chart(_ci_figure(table, f"{name} - {reference_name}"), width="stretch")
+
+st.subheader("Precision-recall curves (IoU 0.5, classes pooled)")
+bucket = st.selectbox("Size bucket", ["all", *size_bucket_names()], key="cmp_bucket")
+frames = []
+for run in runs:
+    curve = precision_recall_curve(run.matches, None if bucket == "all" else bucket)
+    frames.append(curve.assign(run=run.name))
+curves = pd.concat(frames, ignore_index=True)
+if curves.empty:
+    st.info(f"No counted detections or ground truth in bucket {bucket!r}.")
+else:
+    figure = px.line(
+        curves,
+        x="recall",
+        y="precision",
+        color="run",
+        title=f"PR curve, bucket {bucket}",
+        hover_data=["score"],
+    )
+    figure.update_layout(xaxis_range=[0, 1], yaxis_range=[0, 1.02])
+    st.plotly_chart(figure, width="stretch")

@@ -1,0 +1,125 @@
+"""SABL gradient curves: loss and gradient vs. displacement, and the modulation mu(s)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import common  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from ssabnet import loss_curves  # noqa: E402
+from ssabnet.losses.curves import modulation_curve  # noqa: E402
+
+KINDS = ["iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl"]
+COMPONENTS = {"x": "grad_cx", "y": "grad_cy", "xy": "grad_cx", "size": "grad_w"}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _curves(
+    kinds: tuple[str, ...],
+    size: float,
+    max_offset: float,
+    points: int,
+    direction: str,
+    scale: float,
+    nwd_c: float,
+    kappa: float,
+    beta: float,
+    sabl_c: float,
+) -> pd.DataFrame:
+    offsets = np.linspace(-max_offset, max_offset, points)
+    params = {"nwd": {"C": nwd_c}, "sabl": {"kappa": kappa, "beta": beta, "C": sabl_c}}
+    frames = [
+        loss_curves(kind, size, offsets, direction=direction, scale=scale, **params.get(kind, {}))
+        for kind in kinds
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+common.page_header(
+    "SABL gradient curves",
+    "How each box loss and its gradient react when a prediction slides off a ground-truth "
+    "square of a given size. IoU-type gradients vanish once boxes stop overlapping; NWD's do "
+    "not; SABL hands over from NWD (tiny) to CIoU (large) with the weight mu(s).",
+)
+c1, c2, c3 = st.columns(3)
+size = c1.slider("Object size s (px)", 2, 128, 12, key="sabl_size")
+max_offset = c2.slider("Offset range ± (px)", 1, 128, 32, key="sabl_range")
+direction = c3.selectbox(
+    "Displacement",
+    ["x", "y", "xy", "size"],
+    key="sabl_dir",
+    help="x/y/xy: move the centre; size: grow/shrink the prediction",
+)
+kinds = st.multiselect("Losses", KINDS, default=["iou", "ciou", "nwd", "sabl"], key="sabl_kinds")
+c4, c5, c6, c7 = st.columns(4)
+nwd_c = c4.number_input("NWD C (px)", 1.0, 200.0, 12.8, key="sabl_nwd_c")
+kappa = c5.number_input("SABL κ (px)", 1.0, 256.0, 32.0, key="sabl_kappa")
+beta = c6.number_input("SABL β", 0.5, 50.0, 6.0, key="sabl_beta")
+sabl_c = c7.number_input("SABL C (px)", 1.0, 200.0, 12.0, key="sabl_c")
+scale = st.slider("Prediction size / GT size", 0.25, 4.0, 1.0, key="sabl_scale")
+if not kinds:
+    st.info("Pick at least one loss.")
+    st.stop()
+
+try:
+    table = _curves(
+        tuple(kinds),
+        float(size),
+        float(max_offset),
+        241,
+        direction,
+        float(scale),
+        float(nwd_c),
+        float(kappa),
+        float(beta),
+        float(sabl_c),
+    )
+except (ValueError, TypeError) as exc:
+    st.error(f"Cannot compute the curves: {exc}")
+    st.stop()
+
+component = st.selectbox(
+    "Gradient component",
+    ["grad_cx", "grad_cy", "grad_w", "grad_h"],
+    index=["grad_cx", "grad_cy", "grad_w", "grad_h"].index(COMPONENTS[direction]),
+    key="sabl_component",
+)
+left, right = st.columns(2)
+left.plotly_chart(
+    px.line(
+        table,
+        x="offset",
+        y="loss",
+        color="kind",
+        title=f"Loss vs offset ({direction}), s = {size} px",
+    ),
+    width="stretch",
+)
+shown = table.assign(magnitude=table[component].abs())
+right.plotly_chart(
+    px.line(
+        shown,
+        x="offset",
+        y="magnitude",
+        color="kind",
+        title=f"|d loss / d {component[5:]}| (1/px), s = {size} px",
+    ),
+    width="stretch",
+)
+
+sizes = np.arange(1, 257)
+mu = modulation_curve(sizes, kappa=float(kappa), beta=float(beta))
+figure = px.line(
+    mu, x="size", y="mu", title="SABL modulation mu(s): weight of the NWD term", log_x=True
+)
+figure.add_vline(x=size, line_dash="dash", annotation_text=f"s = {size}")
+st.plotly_chart(figure, width="stretch")
+with st.expander("Curve table"):
+    st.dataframe(table, width="stretch", hide_index=True)

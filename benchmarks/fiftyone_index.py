@@ -1,0 +1,96 @@
+"""Benchmark: index N synthetic images x P predictions each into FiftyOne (images/s).
+
+Usage::
+
+    FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:27017 \\
+        python benchmarks/fiftyone_index.py --num-images 548 --preds-per-image 500 [--eval]
+
+Without ``FIFTYONE_DATABASE_URI`` FiftyOne starts its own ``mongod``. The images are generated
+once with :func:`ssabnet.data.synthetic.generate_dataset` (320x256, cached in ``--work``); the
+predictions are every evaluated ground-truth box jittered by N(0, 1.5 px) with a random score,
+topped up to ``--preds-per-image`` with random boxes (scores below the true ones), written as a
+COCO results file. Timed: :func:`ssabnet.integrations.fiftyone.index_dataset` end to end
+(validation, our evaluator's matching, ``add_samples``, ``set_values``, saved views) on a new
+dataset, then again on the existing dataset (re-index of the same field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_predictions(dataset, preds_per_image: int, seed: int = 0) -> dict:
+    """Contract-4 predictions: jittered GT plus random boxes, ``preds_per_image`` per image."""
+    rng = np.random.default_rng(seed)
+    predictions = {}
+    for record in dataset.records:
+        gt = record.boxes[record.evaluated].astype(np.float64)[:preds_per_image]
+        labels = record.labels[record.evaluated][:preds_per_image]
+        jittered = gt + rng.normal(0.0, 1.5, gt.shape)
+        n_random = preds_per_image - len(gt)
+        xy = rng.uniform(0, [record.width - 8, record.height - 8], (n_random, 2))
+        wh = rng.uniform(4, 40, (n_random, 2))
+        random_boxes = np.concatenate([xy, xy + wh], axis=1)
+        boxes = np.concatenate([jittered, random_boxes])
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, record.width)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, record.height)
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 0.5)
+        predictions[record.image_id] = {
+            "boxes": boxes,
+            "scores": np.concatenate(
+                [rng.uniform(0.3, 1.0, len(gt)), rng.uniform(0.001, 0.5, n_random)]
+            ),
+            "labels": np.concatenate([labels, rng.integers(0, dataset.info.num_classes, n_random)]),
+        }
+    return predictions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-images", type=int, default=548)
+    parser.add_argument("--preds-per-image", type=int, default=500)
+    parser.add_argument("--work", type=Path, default=Path("runs/bench_fiftyone"))
+    parser.add_argument("--eval", action="store_true", help="also time FiftyOne's evaluation")
+    args = parser.parse_args()
+
+    from ssabnet.data import load_dataset
+    from ssabnet.data.synthetic import generate_dataset
+    from ssabnet.evaluation import write_coco_results
+    from ssabnet.integrations.fiftyone import delete_dataset, index_dataset, list_datasets
+
+    data_dir = args.work / f"syn_{args.num_images}"
+    if not (data_dir / "annotations").is_dir():
+        t0 = time.perf_counter()
+        generate_dataset(data_dir, args.num_images, seed=0, size=(320, 256))
+        print(f"generated {args.num_images} images in {time.perf_counter() - t0:.1f} s")
+    dataset = load_dataset(data_dir)
+    preds_path = args.work / "bench_run" / "predictions.json"
+    write_coco_results(
+        preds_path, make_predictions(dataset, args.preds_per_image), dataset.info, dataset.records
+    )
+    num_preds = len(json.loads(preds_path.read_text()))
+    num_gt = sum(r.num_objects for r in dataset.records)
+    name = "ssabnet-bench-fiftyone"
+    if name in list_datasets():
+        delete_dataset(name)
+    timings = {}
+    for label in ("new dataset", "re-index"):
+        t0 = time.perf_counter()
+        index_dataset(dataset, {"bench_run": preds_path}, name, evaluate=args.eval)
+        timings[label] = time.perf_counter() - t0
+    delete_dataset(name)
+    print(
+        f"{len(dataset.records)} images, {num_gt} GT objects, {num_preds} predictions, "
+        f"FiftyOne evaluation {'on' if args.eval else 'off'}"
+    )
+    for label, seconds in timings.items():
+        print(f"  {label}: {seconds:.1f} s = {len(dataset.records) / seconds:.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Every page of the Streamlit app with ``streamlit.testing.v1.AppTest`` on the demo runs.
+
+Widgets change what is shown, and missing/corrupt runs or unsafe paths give a clear message
+instead of a traceback. The real-browser test is ``test_app_browser.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = Path(__file__).resolve().parents[1] / "app"
+TIMEOUT = 120
+
+
+@pytest.fixture
+def app_env(demo_runs, monkeypatch):
+    monkeypatch.setenv("SSABNET_APP_RUNS", str(demo_runs))
+    monkeypatch.setenv("SSABNET_APP_DATA", "")
+    monkeypatch.setenv("SSABNET_APP_DATA_ROOTS", str(demo_runs / "data"))
+    monkeypatch.setenv("SSABNET_APP_COMPARE", "baseline-n,ssabnet-n")
+    return demo_runs
+
+
+def _run(page: str) -> AppTest:
+    at = AppTest.from_file(str(APP / page), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _images(at: AppTest) -> list:
+    return [node for node in _walk(at._tree) if type(node).__name__ == "Image"]
+
+
+def _walk(node):
+    for child in getattr(node, "children", {}).values():
+        yield child
+        yield from _walk(child)
+
+
+def _titles(at: AppTest) -> list[str]:
+    return [(f["layout"].get("title") or {}).get("text", "") for f in _figures(at)]
+
+
+def test_overview_lists_runs(app_env):
+    at = _run("ssabnet_app.py")
+    assert at.metric[0].value == "2"
+    table = at.dataframe[0].value
+    assert table["run"].tolist() == ["baseline-n", "ssabnet-n"]
+    assert table["box loss"].tolist() == ["ciou", "sabl"]
+
+
+def test_runs_page_charts_follow_the_selection(app_env):
+    at = _run("pages/1_Runs.py")
+    assert len(at.get("plotly_chart")) == 4  # headline, per bucket, per class, training curves
+    assert at.dataframe[0].value["run"].tolist() == ["baseline-n", "ssabnet-n"]
+    bucket_fig = _figures(at)[1]
+    assert {t["name"] for t in bucket_fig["data"]} == {"baseline-n", "ssabnet-n"}
+    assert list(bucket_fig["data"][0]["x"]) == ["very_tiny", "tiny", "small", "medium", "large"]
+
+    at.multiselect(key="runs_pick").set_value(["ssabnet-n"]).run()
+    assert at.dataframe[0].value["run"].tolist() == ["ssabnet-n"]
+    assert {t["name"] for t in _figures(at)[1]["data"]} == {"ssabnet-n"}
+    at.multiselect(key="runs_pick").set_value([]).run()
+    assert at.info[0].value == "Pick at least one run."
+    assert not at.get("plotly_chart")
+
+
+def test_runs_page_refuses_paths_outside_and_reports_corrupt_runs(app_env, tmp_path, monkeypatch):
+    at = _run("pages/1_Runs.py")
+    at.text_input(key="runs_extra").input("../../etc").run()
+    assert any("Refused" in e.value and "'..' is not allowed" in e.value for e in at.error)
+    at.text_input(key="runs_extra").input("/etc").run()
+    assert any("outside the allowed" in e.value for e in at.error)
+
+    runs = tmp_path / "runs"
+    shutil.copytree(app_env / "baseline-n", runs / "good", ignore=shutil.ignore_patterns("*.pt"))
+    shutil.copytree(app_env / "ssabnet-n", runs / "bad", ignore=shutil.ignore_patterns("*.pt"))
+    for split in ("best", "last"):
+        (runs / "bad" / "val" / split / "metrics.json").write_text("{oops")
+    monkeypatch.setenv("SSABNET_APP_RUNS", str(runs))
+    at = _run("pages/1_Runs.py")
+    assert any("bad" in e.value and "corrupt JSON" in e.value for e in at.error)
+    assert at.dataframe[0].value["run"].tolist() == ["good"]  # the good run is still shown
+
+    monkeypatch.setenv("SSABNET_APP_RUNS", str(tmp_path / "nowhere"))
+    at = _run("pages/1_Runs.py")
+    assert "runs folder not found" in at.error[0].value
+
+
+def test_compare_page_bootstrap_and_pr_curves(app_env):
+    at = _run("pages/2_Compare.py")
+    assert at.selectbox(key="cmp_ref").value == "baseline-n"
+    tables = [d.value for d in at.dataframe]
+    boot = tables[1]  # [0] metric deltas, [1] bootstrap
+    assert list(boot.index)[:2] == ["all", "very_tiny"]
+    assert {"delta", "ci_low", "ci_high", "p_value"} <= set(boot.columns)
+    assert any("PR curve" in t for t in _titles(at))
+
+    at.radio(key="cmp_by").set_value("class").run()
+    by_class = at.dataframe[1].value
+    assert "car" in by_class.index and "very_tiny" not in by_class.index
+
+    at.radio(key="cmp_by").set_value("bucket").run()
+    at.selectbox(key="cmp_ref").set_value("ssabnet-n").run()
+    at.multiselect(key="cmp_others").set_value(["baseline-n"]).run()
+    swapped = at.dataframe[1].value
+    assert swapped.loc["all", "delta"] == pytest.approx(-boot.loc["all", "delta"])
+
+    at.selectbox(key="cmp_bucket").set_value("large").run()
+    assert not at.exception
+
+
+def test_feature_maps_page_taps_and_kernels(app_env):
+    at = _run("pages/3_Feature_maps.py")
+    assert at.selectbox(key="fm_run").value == "ssabnet-n"  # SSA model preselected
+    assert not at.error, [e.value for e in at.error]
+    assert len(_images(at)) >= 2  # boxes drawn + overlay
+    first = _titles(at)[0]
+    assert first.startswith("p2.gate")
+    assert any("kernels at cell" in t for t in _titles(at))
+
+    at.selectbox(key="fm_tap").set_value("offsets").run()
+    assert _titles(at)[0].startswith("p2.offsets: mean offset length (px)")
+    at.selectbox(key="fm_level").set_value("p5").run()
+    assert _titles(at)[0].startswith("p5.out")
+    assert any("No content-aware reassembly kernels at p5" in c.value for c in at.caption)
+
+    at.selectbox(key="fm_level").set_value("p3").run()
+    at.selectbox(key="fm_tap").set_value("kernels").run()
+    at.slider(key="fm_kx").set_value(0).run()
+    assert any("at cell (0," in t for t in _titles(at))
+
+    at.number_input(key="fm_imgsz").set_value(200).run()
+    assert "multiple of 32" in at.error[0].value
+
+    at.radio(key="fm_source").set_value("Upload").run()
+    assert at.info[0].value == "Upload an image to see its feature maps."
+
+
+def test_sabl_page_widgets_drive_loss_curves(app_env):
+    at = _run("pages/4_SABL_curves.py")
+    loss_fig, grad_fig, mu_fig = _figures(at)
+    assert {t["name"] for t in loss_fig["data"]} == {"iou", "ciou", "nwd", "sabl"}
+    table = at.dataframe[0].value
+    assert table["gt_size"].unique().tolist() == [12.0]
+
+    at.slider(key="sabl_size").set_value(64).run()
+    table = at.dataframe[0].value
+    assert table["gt_size"].unique().tolist() == [64.0]
+    assert "s = 64" in _titles(at)[0]
+
+    at.multiselect(key="sabl_kinds").set_value(["nwd"]).run()
+    at.slider(key="sabl_range").set_value(100).run()
+    table = at.dataframe[0].value
+    assert set(table["kind"]) == {"nwd"} and table["offset"].max() == 100.0
+    # IoU's gradient is zero once the boxes stop overlapping; NWD's is not (the point of NWD)
+    far = table[table["offset"].abs() > 64 + 1]
+    assert (far["grad_cx"].abs() > 0).all()
+
+    at.multiselect(key="sabl_kinds").set_value([]).run()
+    assert at.info[0].value == "Pick at least one loss."
+
+
+def test_error_analysis_page_counts_gallery_and_fiftyone(app_env):
+    at = _run("pages/5_Error_analysis.py")
+    assert at.selectbox(key="err_run").value == "ssabnet-n"  # last of --compare
+    counts = at.dataframe[0].value
+    assert list(counts.index) == ["very_tiny", "tiny", "small", "medium", "large"]
+    at.radio(key="err_by").set_value("class_name").run()
+    assert "car" in at.dataframe[0].value.index
+    code = at.code[0].value
+    assert "ssabnet fiftyone index" in code and "predictions.json" in code
+
+    at.multiselect(key="err_buckets").set_value(["very_tiny", "tiny", "small", "medium"]).run()
+    missed = at.dataframe[1].value
+    assert len(missed) > 0 and len(_images(at)) == len(missed)  # one crop per missed object
