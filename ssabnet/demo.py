@@ -398,7 +398,9 @@ def run_demo(
         "predictions": {run: str(out / run / "predictions.json") for run in RUN_NAMES},
         "comparison": str(out / "comparison.csv"),
         "fiftyone_dataset": fiftyone_name,
-        "fiftyone_command": f"ssabnet fiftyone launch {fiftyone_name}" if fiftyone_name else None,
+        "fiftyone_command": f"ssabnet fiftyone launch --name {fiftyone_name}"
+        if fiftyone_name
+        else None,
         "steps": steps.steps,
         "total_seconds": round(time.perf_counter() - steps.start, 2),
         "load_average": {"start": list(load_before), "end": list(os.getloadavg())},
@@ -411,7 +413,9 @@ def run_demo(
         f"{record['load_average']['end'][0]:.2f}); summary in {out / 'demo.json'}"
     )
     if fiftyone_name:
-        log(f"FiftyOne App: ssabnet fiftyone launch {fiftyone_name}  (http://127.0.0.1:5151)")
+        log(
+            f"FiftyOne App: ssabnet fiftyone launch --name {fiftyone_name}  (http://127.0.0.1:5151)"
+        )
     if app:
         steps.run("app", 0, lambda: (_app_status(launch_app(out, data["val"], port)), None))
     else:
