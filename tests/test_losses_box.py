@@ -309,3 +309,14 @@ def test_lean_iou_equals_shared_geometry_iou():
     a = torch.randn(500, 4, generator=g, dtype=torch.float64) * 20  # many reversed boxes
     b = torch.randn(500, 4, generator=g, dtype=torch.float64) * 20
     torch.testing.assert_close(box_iou_pairs(a, b), pair_geometry(a, b).iou)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_reversed_box_gradients_stay_finite(dtype):
+    # Found by the property test: a point prediction against a reversed (negative-height) GT.
+    # The enclosing box must contain both centres, or rho^2 / c^2 explodes.
+    pred = torch.zeros(1, 4, dtype=dtype, requires_grad=True)
+    gt = torch.tensor([[0.0, 1.0, 0.0, 0.0]], dtype=dtype)
+    for kind in KINDS:
+        (grad,) = torch.autograd.grad(box_loss(kind, pred, gt).sum(), pred)
+        assert torch.isfinite(grad).all(), (kind, grad)

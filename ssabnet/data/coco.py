@@ -241,14 +241,7 @@ def read_coco(
             skip_log.report(exc, "image")
             continue
         records.append(record)
-    skip_log.warn_summary(json_path)
-    return DetectionDataset(
-        info=info,
-        records=sorted(records, key=lambda r: r.image_id),
-        root=json_path,
-        num_skipped=skip_log.count,
-        skipped=list(skip_log.messages),
-    )
+    return skip_log.finish(info, records, json_path, json_path)
 
 
 def _bbox(values, where: str, json_path: Path, width: int, height: int) -> list[float]:

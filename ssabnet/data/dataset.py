@@ -76,14 +76,27 @@ class SkipLog:
     def count(self) -> int:
         return len(self.messages)
 
-    def warn_summary(self, source: str | Path) -> None:
+    def warn_summary(self, source: str | Path, stacklevel: int = 3) -> None:
         if not self.messages:
             return
         counts = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in self.kinds.items())
         warnings.warn(
             f"{source}: skipped {counts} with invalid input (skip_invalid=True); "
             f"first: {self.messages[0]}",
-            stacklevel=3,
+            stacklevel=stacklevel,
+        )
+
+    def finish(
+        self, info: DatasetInfo, records: list[ImageRecord], root: Path, source: str | Path
+    ) -> DetectionDataset:
+        """End of a reader: warn once about what was skipped and build the (sorted) dataset."""
+        self.warn_summary(source, stacklevel=4)
+        return DetectionDataset(
+            info=info,
+            records=sorted(records, key=lambda r: r.image_id),
+            root=root,
+            num_skipped=self.count,
+            skipped=list(self.messages),
         )
 
 

@@ -164,14 +164,7 @@ def read_uavdt(
             f"{root}: {unmatched} annotated frames have no image file and were not loaded",
             stacklevel=3,
         )
-    skip_log.warn_summary(root)
-    return DetectionDataset(
-        info=uavdt_info(name or root.name),
-        records=sorted(records, key=lambda r: r.image_id),
-        root=root,
-        num_skipped=skip_log.count,
-        skipped=list(skip_log.messages),
-    )
+    return skip_log.finish(uavdt_info(name or root.name), records, root, root)
 
 
 def _read_sequence(

@@ -240,14 +240,7 @@ def read_visdrone(
         records.append(record)
     if not images and not skip_log.count:
         raise FileNotFoundError(f"no images found in {images_dir}")
-    skip_log.warn_summary(root)
-    return DetectionDataset(
-        info=visdrone_info(name or root.name),
-        records=sorted(records, key=lambda r: r.image_id),
-        root=root,
-        num_skipped=skip_log.count,
-        skipped=list(skip_log.messages),
-    )
+    return skip_log.finish(visdrone_info(name or root.name), records, root, root)
 
 
 def _read_annotations_only(root: Path, *, skip_invalid: bool, name: str | None) -> DetectionDataset:
@@ -276,14 +269,7 @@ def _read_annotations_only(root: Path, *, skip_invalid: bool, name: str | None) 
         "and boxes are not checked against image bounds",
         stacklevel=3,
     )
-    skip_log.warn_summary(root)
-    return DetectionDataset(
-        info=visdrone_info(name or root.name),
-        records=records,
-        root=root,
-        num_skipped=skip_log.count,
-        skipped=list(skip_log.messages),
-    )
+    return skip_log.finish(visdrone_info(name or root.name), records, root, root)
 
 
 def visdrone_rows(record: ImageRecord, native_ids: tuple[int, ...] = VISDRONE_NATIVE_IDS) -> list:

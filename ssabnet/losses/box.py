@@ -80,8 +80,16 @@ def pair_geometry(pred_boxes: Tensor, gt_boxes: Tensor, eps: float = EPS) -> Pai
         torch.minimum(py2, gy2) - torch.maximum(py1, gy1)
     ).clamp(min=0)
     union = pred_w * pred_h + gt_w * gt_h - inter + eps
-    enclose_w = (torch.maximum(px2, gx2) - torch.minimum(px1, gx1)).clamp(min=0)
-    enclose_h = (torch.maximum(py2, gy2) - torch.minimum(py1, gy1)).clamp(min=0)
+    # The enclosing box spans all four coordinates, so it contains both centres even for a
+    # reversed box: then rho <= c and rho^2 / c^2 (DIoU/CIoU/EIoU/SABL) and its gradient stay
+    # bounded (found by the hypothesis test: pred (0,0,0,0) vs gt (0,1,0,0) gave -inf in fp16).
+    # For ordinary boxes (x1 <= x2) this is the usual enclosing box.
+    enclose_w = torch.maximum(torch.maximum(px1, px2), torch.maximum(gx1, gx2)) - torch.minimum(
+        torch.minimum(px1, px2), torch.minimum(gx1, gx2)
+    )
+    enclose_h = torch.maximum(torch.maximum(py1, py2), torch.maximum(gy1, gy2)) - torch.minimum(
+        torch.minimum(py1, py2), torch.minimum(gy1, gy2)
+    )
     return PairGeometry(
         iou=inter / union,
         union=union,
