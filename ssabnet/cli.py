@@ -18,7 +18,7 @@ def _print_json(obj) -> None:
 
 # ----------------------------------------------------------------------------- data
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="dataset tools: stats, convert, synth, fetch")
+    data = sub.add_parser("data", help="dataset tools: stats, convert, synth, fetch, split")
     dsub = data.add_subparsers(dest="data_command", required=True)
     formats = ("visdrone", "uavdt", "coco")
 
@@ -55,6 +55,15 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("--allow-unverified", action="store_true", help="accept no checksum")
     fetch.add_argument("--force", action="store_true", help="replace an existing folder")
     fetch.set_defaults(handler=_data_fetch)
+
+    split = dsub.add_parser(
+        "split", help="split a VisDrone-format dataset into train/val by sequence (symlinks)"
+    )
+    split.add_argument("--data", required=True, help="catalog name or VisDrone folder")
+    split.add_argument("--out", type=Path, required=True, help="folder for train/ val/ split.json")
+    split.add_argument("--val-fraction", type=float, default=0.25, help="share of images in val")
+    split.add_argument("--seed", type=int, default=0, help="seed of the sequence shuffle")
+    split.set_defaults(handler=_data_split)
 
 
 def _data_source(args) -> tuple[str | Path, str]:
@@ -118,6 +127,17 @@ def _data_fetch(args) -> int:
         force=args.force,
     )
     print(f"{args.name}: {path}")
+    return 0
+
+
+def _data_split(args) -> int:
+    from ssabnet.data.split import split_by_sequence
+
+    summary = split_by_sequence(args.data, args.out, args.val_fraction, args.seed)
+    for name, part in summary["splits"].items():
+        print(f"{name}: {part['images']} images, {part['objects']} objects, sequences "
+              + ", ".join(f"{s} ({n})" for s, n in part["sequences"].items()))  # fmt: skip
+    print(f"wrote {args.out / 'train'}, {args.out / 'val'} (symlinks) and split.json")
     return 0
 
 
@@ -494,6 +514,79 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- ablate
+def _add_ablate_command(sub: argparse._SubParsersAction) -> None:
+    ablate = sub.add_parser(
+        "ablate",
+        help="train baseline / SSA / SABL / SSA+SABL x seeds with one budget and compare them",
+        description="Train every variant x seed with the same data, image size and budget "
+        "(DDP: torchrun ... -m ssabnet ablate --epochs N), evaluate the final weights of each "
+        "run on the same split, and write results.csv, gains.csv and results.md (mean +- std "
+        "over seeds; paired bootstrap CI of each variant's AP50 gain over the baseline per size "
+        "bucket). Finished runs are skipped, interrupted ones resumed. Peer runs written by "
+        "benchmarks/ablation_peer.py into the same folder are reported too.",
+    )
+    ablate.add_argument("--data", help="dataset NAME|PATH, as for 'ssabnet train'")
+    ablate.add_argument("--val-data", help="reported split (default: derived from --data)")
+    ablate.add_argument("--variants", default="baseline,ssa,sabl,ssa+sabl",
+                        help="comma list of baseline, ssa, sabl, ssa+sabl")  # fmt: skip
+    ablate.add_argument("--seeds", default="3", help="a count (0..N-1) or a comma list")
+    ablate.add_argument("--scale", default="n", choices=["n", "s", "m"], help="model scale")
+    budget = ablate.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="the same epochs for every run")
+    budget.add_argument("--budget-minutes", type=float,
+                        help="minutes per run, converted to epochs by a timed probe")  # fmt: skip
+    ablate.add_argument("--equal", choices=["epochs", "time"], default="epochs",
+                        help="with --budget-minutes: every variant gets the slowest one's "
+                        "epochs (epochs) or its own (time)")  # fmt: skip
+    ablate.add_argument("--imgsz", type=int, help="square input size (multiple of 32)")
+    ablate.add_argument("--batch", type=int, help="global batch size")
+    ablate.add_argument("--device", help="cpu | cuda | cuda:<index>")
+    ablate.add_argument("--workers", type=int, help="data-loading worker processes")
+    ablate.add_argument("--out", type=Path, default=Path("runs/ablation"), help="output folder")
+    ablate.add_argument("--config", help="base experiment YAML (changes from the defaults)")
+    ablate.add_argument("--report-only", action="store_true",
+                        help="only (re)write the report from the runs in --out")  # fmt: skip
+    ablate.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    ablate.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ablate.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.005")
+    ablate.set_defaults(handler=_ablate)
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    import os
+
+    from ssabnet import ablation
+    from ssabnet.config import load_config, merge
+
+    if not args.report_only:
+        cfg = load_config(args.config, args.overrides)
+        changes: dict = {"train": {}, "data": {}}
+        for flag in ("imgsz", "batch", "device", "workers"):
+            if getattr(args, flag) is not None:
+                changes["train"][flag] = getattr(args, flag)
+        if args.data:
+            changes["data"] |= _train_data_specs(args.data, args.val_data)
+        elif args.val_data:
+            changes["data"]["val"] = args.val_data
+        cfg = merge(cfg, changes)
+        if args.epochs is None and args.budget_minutes is None:
+            raise ValueError("give --epochs N or --budget-minutes M (the budget of every run)")
+        plan = ablation.plan_ablation(
+            cfg, args.out, ablation.parse_variants(args.variants),
+            ablation.parse_seeds(args.seeds), args.scale,
+            epochs=args.epochs, budget_minutes=args.budget_minutes, equal=args.equal,
+        )  # fmt: skip
+        print("epochs per run: " + ", ".join(f"{k} {v}" for k, v in plan.epochs.items()))
+        ablation.run_ablation(plan, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    paths = ablation.write_report(args.out, n_boot=args.n_boot)
+    print(paths["report"].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
 # ----------------------------------------------------------------------------- app
 def _add_app_command(sub: argparse._SubParsersAction) -> None:
     app = sub.add_parser(
@@ -536,6 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_val_command(sub)
     _add_engine_commands(sub)
     _add_demo_command(sub)
+    _add_ablate_command(sub)
     _add_fiftyone_commands(sub)
     _add_app_command(sub)
     return parser

@@ -37,6 +37,8 @@ EXPECTED_CARDS = {
     "uavdt-test",
     "syndrone-demo-train",
     "syndrone-demo-val",
+    "syndrone-ablation-train",
+    "syndrone-ablation-val",
 }
 
 

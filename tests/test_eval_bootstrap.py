@@ -63,3 +63,22 @@ def test_by_class_and_errors(two_detectors):
         bootstrap_ap_difference(a, b, by="size")
     with pytest.raises(ValueError, match="not on the same images"):
         bootstrap_ap_difference(a, type(b)(b.dets, b.gts.iloc[:-1]), n_boot=5)
+
+
+def test_seed_lists_average_each_side(two_detectors):
+    """One table per seed: each side's AP is the mean over its tables, resample by resample."""
+    a, b = two_detectors
+    single = bootstrap_ap_difference(a, b, n_boot=60, seed=3)
+    listed = bootstrap_ap_difference([a], [b], n_boot=60, seed=3)
+    assert single.equals(listed)
+    pooled = bootstrap_ap_difference([a, b], [b], n_boot=60, seed=3)
+    for group in pooled.index:
+        mean_ap = (single.loc[group, "ap_a"] + single.loc[group, "ap_b"]) / 2
+        if np.isnan(mean_ap):
+            continue
+        assert pooled.loc[group, "ap_a"] == pytest.approx(mean_ap, abs=1e-12)
+        # half of the single gain, on the full data and at both ends of the interval
+        assert pooled.loc[group, "delta"] == pytest.approx(single.loc[group, "delta"] / 2)
+    assert pooled.loc["all", "ci_low"] == pytest.approx(single.loc["all", "ci_low"] / 2)
+    with pytest.raises(ValueError, match="at least one"):
+        bootstrap_ap_difference([], [b])

@@ -328,6 +328,9 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
             "or choose another --out"
         )
     tc = cfg.train
+    # a caller that runs several fits in one torchrun job (``ssabnet ablate``) initialises the
+    # process group once and keeps it: a second init after destroy hangs under torchrun
+    owns_group = not torch.distributed.is_initialized()
     env = setup_distributed(tc.device)
     try:
         seed_everything(tc.seed, tc.deterministic)
@@ -532,4 +535,5 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
             barrier(env)
         return run_dir
     finally:
-        cleanup_distributed()
+        if owns_group:
+            cleanup_distributed()

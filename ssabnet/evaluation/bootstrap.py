@@ -17,6 +17,8 @@ AP as physically repeating the image (ties aside).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -107,8 +109,8 @@ def _weighted_ap(counts: np.ndarray, det_img: np.ndarray, tp: np.ndarray, gt_per
 
 
 def bootstrap_ap_difference(
-    matches_a: MatchTables,
-    matches_b: MatchTables,
+    matches_a: MatchTables | Sequence[MatchTables],
+    matches_b: MatchTables | Sequence[MatchTables],
     n_boot: int = 1000,
     seed: int = 0,
     by: str = "bucket",
@@ -117,7 +119,10 @@ def bootstrap_ap_difference(
     """Paired bootstrap (over images) of ``AP50(B) - AP50(A)``.
 
     Args:
-        matches_a, matches_b: matching tables of two detectors on the SAME images and GT.
+        matches_a, matches_b: matching tables of two detectors on the SAME images and GT; or
+            one sequence per detector (e.g. its training seeds): then each resample's AP of a
+            side is the mean over its tables, so the interval is for the seed-averaged gain
+            (image resampling only; the seed-to-seed spread is not in it).
         n_boot: number of resamples.
         seed: seed of the resampling (same seed, same intervals).
         by: ``"bucket"`` (rows ``all`` + the size buckets of :mod:`ssabnet.scales`) or
@@ -129,24 +134,28 @@ def bootstrap_ap_difference(
         ``ci_low``, ``ci_high``, ``p_value`` (two-sided bootstrap sign test, ``NaN`` when the
         difference is identically 0) and ``n_gt``. AP is ``NaN`` for a group without GT.
     """
-    image_ids = sorted(set(matches_a.gts["image_id"]))
-    if image_ids != sorted(set(matches_b.gts["image_id"])) or len(matches_a.gts) != len(
-        matches_b.gts
-    ):
-        raise ValueError("the two matching results are not on the same images/ground truth")
+    side_a = [matches_a] if isinstance(matches_a, MatchTables) else list(matches_a)
+    side_b = [matches_b] if isinstance(matches_b, MatchTables) else list(matches_b)
+    if not side_a or not side_b:
+        raise ValueError("bootstrap_ap_difference needs at least one matching result per side")
+    first = side_a[0]
+    image_ids = sorted(set(first.gts["image_id"]))
+    for tables in side_a + side_b:
+        if image_ids != sorted(set(tables.gts["image_id"])) or len(first.gts) != len(tables.gts):
+            raise ValueError("the matching results are not on the same images/ground truth")
     image_index = {image_id: i for i, image_id in enumerate(image_ids)}
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(image_ids), size=(n_boot, len(image_ids)))
     counts = np.zeros((n_boot + 1, len(image_ids)))
     counts[0] = 1.0  # row 0: the full data
     np.add.at(counts, (np.repeat(np.arange(1, n_boot + 1), len(image_ids)), draws.ravel()), 1.0)
-    labels = sorted(set(matches_a.gts["label"]) | set(matches_a.dets["label"]))
+    labels = sorted(set(first.gts["label"]) | set(first.dets["label"]))
     labels = [lab for lab in labels if lab >= 0]
-    names = dict(zip(matches_a.gts["label"], matches_a.gts["class_name"], strict=False))
-    names.update(zip(matches_a.dets["label"], matches_a.dets["class_name"], strict=False))
-    groups_a, groups_b = _groups(matches_a, by), _groups(matches_b, by)
+    names = dict(zip(first.gts["label"], first.gts["class_name"], strict=False))
+    names.update(zip(first.dets["label"], first.dets["class_name"], strict=False))
+    groups = {id(t): _groups(t, by) for t in side_a + side_b}
     rows = {}
-    for group in groups_a:
+    for group in groups[id(first)]:
         if by == "class":
             targets = [(names.get(lab, str(lab)), [lab]) for lab in labels]
         else:
@@ -154,20 +163,28 @@ def bootstrap_ap_difference(
         for row_name, class_labels in targets:
             per_model = []
             n_gt = 0
-            for tables, groups in ((matches_a, groups_a), (matches_b, groups_b)):
-                flag, positive = groups[group]
-                aps = []
-                n_gt = 0
-                for lab in class_labels:
-                    det_img, tp, gt_img = _class_arrays(tables, flag, positive, lab, image_index)
-                    n_gt += int(gt_img.sum())
-                    aps.append(_weighted_ap(counts, det_img, tp, gt_img))
-                stacked = np.stack(aps)
-                valid = ~np.isnan(stacked)
-                mean = np.where(
-                    valid.any(0), np.nansum(stacked, 0) / np.maximum(valid.sum(0), 1), np.nan
-                )
-                per_model.append(mean)
+            for side in (side_a, side_b):
+                per_table = []
+                for tables in side:
+                    flag, positive = groups[id(tables)][group]
+                    aps = []
+                    n_gt = 0
+                    for lab in class_labels:
+                        det_img, tp, gt_img = _class_arrays(
+                            tables, flag, positive, lab, image_index
+                        )
+                        n_gt += int(gt_img.sum())
+                        aps.append(_weighted_ap(counts, det_img, tp, gt_img))
+                    stacked = np.stack(aps)
+                    valid = ~np.isnan(stacked)
+                    per_table.append(
+                        np.where(
+                            valid.any(0),
+                            np.nansum(stacked, 0) / np.maximum(valid.sum(0), 1),
+                            np.nan,
+                        )
+                    )
+                per_model.append(np.mean(per_table, axis=0))
             ap_a, ap_b = per_model
             deltas = (ap_b - ap_a)[1:]
             deltas = deltas[~np.isnan(deltas)]

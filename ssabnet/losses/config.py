@@ -12,6 +12,12 @@ BOX_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl")
 CLS_KINDS = ("bce", "varifocal")
 NORMALIZATIONS = ("score_sum", "num_fg")
 
+#: The two loss recipes that ablations and the demo compare, as ``loss:`` overrides.
+#: Baseline: YOLOv8-like CIoU, no scale balancing, IoU-metric assigner.
+BASELINE_LOSS = {"box": "ciou", "balance": False, "assigner_metric": "iou"}
+#: SSABNet: SABL box loss, scale balancing, SABL-metric assigner (the LossConfig defaults).
+SABL_LOSS = {"box": "sabl", "balance": True, "assigner_metric": "sabl"}
+
 
 @dataclass(frozen=True)
 class LossConfig:

@@ -1,0 +1,603 @@
+"""Ablation harness: do SSA and SABL help, on which object sizes, and against a peer?
+
+``ssabnet ablate`` trains every variant x seed with the same data, image size and budget,
+evaluates the **final** weights of each run on the same split with the one evaluator, and
+reports mean +- std over seeds and the paired bootstrap CI of each variant's gain over the
+baseline per size bucket.
+
+Variants (``VARIANTS``), all at one model scale (``n``, ``s`` or ``m``):
+
+============  ===============  ========================================
+name          model            loss recipe (``ssabnet.losses.config``)
+============  ===============  ========================================
+baseline      ``baseline-S``   ``BASELINE_LOSS`` (CIoU, IoU assigner)
+ssa           ``ssabnet-S``    ``BASELINE_LOSS``
+sabl          ``baseline-S``   ``SABL_LOSS`` (SABL, balancing, SABL assigner)
+ssa+sabl      ``ssabnet-S``    ``SABL_LOSS``
+============  ===============  ========================================
+
+Budget: ``epochs`` (the same number for every variant) or ``minutes`` per run, converted to
+epochs from a timed probe of each variant's training step; with ``equal="epochs"`` (default)
+every variant gets the epochs that the slowest one fits in the budget, with ``equal="time"``
+each variant gets its own (same wall-clock). The plan, including the probe's timings, is
+written to ``<out>/plan.json`` before any training.
+
+Folder layout (peers written by ``benchmarks/ablation_peer.py`` use the same)::
+
+    <out>/plan.json
+    <out>/<variant>/seed<k>/            an ordinary ``ssabnet train`` run folder
+        ablation_run.json               written last: its presence marks a finished run
+        val/last/metrics.json           + matches_*.parquet: the final weights on the val split
+    <out>/results.csv  <out>/gains.csv  <out>/results.md
+
+No checkpoint is selected on the validation split: each run validates once, after its last
+epoch, so the reported split is never used for tuning. Under ``torchrun`` every rank runs the
+same sequence of runs (each run is one DDP job) and rank 0 writes the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ssabnet.config import Config, config_to_dict, merge
+from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
+
+PLAN_FILE = "plan.json"
+RUN_FILE = "ablation_run.json"
+REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AP_vt", "AP_t", "AR500")
+TABLE_METRICS = ("AP", "AP50", "APs", "AP_vt", "AP_t")
+BASELINE = "baseline"
+RUN_FIELDS = ("variant", "seed", "kind", "model", "box_loss", "epochs", "imgsz",
+              "train_seconds", "params_m")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ablation arm: which model family and which loss recipe."""
+
+    name: str
+    model: str  # "baseline" | "ssabnet" (the preset family; the scale is appended)
+    loss: dict[str, Any]
+
+    def overrides(self, scale: str) -> dict[str, dict[str, Any]]:
+        return {"model": {"name": f"{self.model}-{scale}"}, "loss": dict(self.loss)}
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("baseline", "baseline", BASELINE_LOSS),
+        Variant("ssa", "ssabnet", BASELINE_LOSS),
+        Variant("sabl", "baseline", SABL_LOSS),
+        Variant("ssa+sabl", "ssabnet", SABL_LOSS),
+    )
+}
+
+
+@dataclass(frozen=True)
+class AblationPlan:
+    """Everything that defines an ablation (stored as ``<out>/plan.json``).
+
+    ``config`` is the base configuration (``config_to_dict``) every run starts from; a run
+    changes only ``model.name``, the ``loss`` recipe, ``train.seed``, ``train.epochs``,
+    ``train.val_interval`` (= epochs) and ``train.out``.
+    """
+
+    out: str
+    train: str
+    val: str
+    scale: str
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    epochs: dict[str, int]
+    budget: dict[str, Any]
+    config: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        data["variants"], data["seeds"] = list(self.variants), list(self.seeds)
+        # what the peer script reads: the shared epochs when every variant has the same
+        data["peer_epochs"] = max(self.epochs.values())
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AblationPlan:
+        fields = {f: data[f] for f in cls.__dataclass_fields__}
+        fields["variants"] = tuple(fields["variants"])
+        fields["seeds"] = tuple(int(s) for s in fields["seeds"])
+        fields["epochs"] = {k: int(v) for k, v in fields["epochs"].items()}
+        return cls(**fields)
+
+    def run_dir(self, variant: str, seed: int) -> Path:
+        return Path(self.out) / variant / f"seed{seed}"
+
+    def run_config(self, variant: str, seed: int) -> Config:
+        epochs = self.epochs[variant]
+        changes = VARIANTS[variant].overrides(self.scale)
+        changes["train"] = {
+            "seed": seed,
+            "epochs": epochs,
+            "val_interval": epochs,
+            "out": str(self.run_dir(variant, seed)),
+        }
+        return merge(merge(Config(), self.config), changes)
+
+
+def parse_variants(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or not names:
+        raise ValueError(f"unknown ablation variant(s) {unknown}; choose from {list(VARIANTS)}")
+    return names
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"3"`` -> seeds 0, 1, 2; ``"0,5,7"`` -> those seeds."""
+    text = str(text).strip()
+    try:
+        if "," in text:
+            seeds = tuple(int(s) for s in text.split(",") if s.strip())
+        else:
+            seeds = tuple(range(int(text)))
+    except ValueError:
+        raise ValueError(
+            f"--seeds: expected a count or a comma list of ints, got {text!r}"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: need at least one seed and no repeats, got {text!r}")
+    return seeds
+
+
+# ----------------------------------------------------------------------------- budget
+def probe_seconds_per_image(cfg: Config, records: list, steps: int = 3) -> float:
+    """Wall seconds per training image of ``cfg`` (forward, loss, backward, optimizer step).
+
+    Times ``steps`` steps after one warm-up step on un-augmented samples of ``records`` at
+    ``train.imgsz`` and ``train.batch`` on ``train.device``.
+    """
+    import torch
+
+    from ssabnet.data.loader import DetectionSamples, collate_detection
+    from ssabnet.engine.distributed import resolve_device
+    from ssabnet.engine.train import build_optimizer
+    from ssabnet.losses.criterion import build_criterion
+    from ssabnet.model.build import build_model
+
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    classes = cfg.model.num_classes
+    samples = DetectionSamples(records, tc.imgsz, None)
+    batch = [samples[i % len(samples)] for i in range(tc.batch)]
+    images, targets, _ = collate_detection(batch)
+    images = images.to(device).float().div_(255)
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    torch.manual_seed(0)
+    model = build_model(cfg.model, num_classes=classes).to(device).train()
+    criterion = build_criterion(cfg.loss, classes, model.reg_max)
+    optimizer = build_optimizer(model, tc)
+    times = []
+    for _ in range(steps + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        loss = criterion(model(images), targets)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:])) / tc.batch
+
+
+#: epoch wall time / (images x probed step time): augmentation, EMA, checkpoints, logging
+EPOCH_OVERHEAD = 1.2
+
+
+def budget_epochs(
+    seconds_per_image: dict[str, float],
+    train_images: int,
+    val_images: int,
+    minutes: float,
+    equal: str = "epochs",
+) -> dict[str, int]:
+    """Epochs per variant that fit ``minutes`` per run (>= 1).
+
+    A run costs ``epochs x train_images x spi x EPOCH_OVERHEAD`` plus one validation
+    (``val_images x spi / 3``: inference only). ``equal="epochs"`` gives every variant the
+    epochs of the slowest; ``equal="time"`` gives each its own.
+    """
+    if equal not in ("epochs", "time"):
+        raise ValueError(f"equal must be 'epochs' or 'time', got {equal!r}")
+    if minutes <= 0:
+        raise ValueError(f"--budget-minutes must be > 0, got {minutes}")
+
+    def fit_epochs(spi: float) -> int:
+        available = minutes * 60 - val_images * spi / 3
+        return max(1, math.floor(available / (train_images * spi * EPOCH_OVERHEAD)))
+
+    own = {name: fit_epochs(spi) for name, spi in seconds_per_image.items()}
+    if equal == "time":
+        return own
+    shared = min(own.values())
+    return {name: shared for name in own}
+
+
+def plan_ablation(
+    base: Config,
+    out: str | Path,
+    variants: tuple[str, ...],
+    seeds: tuple[int, ...],
+    scale: str = "n",
+    *,
+    epochs: int | None = None,
+    budget_minutes: float | None = None,
+    equal: str = "epochs",
+    log=print,
+) -> AblationPlan:
+    """Build (or extend) the plan in ``out``; writes ``<out>/plan.json``.
+
+    An existing plan with the same data, scale and base config is reused: its variants keep
+    their epochs (so a re-run resumes instead of re-calibrating); new variants/seeds are added.
+    A plan made with different data or config is refused.
+    """
+    from ssabnet.data import load_dataset
+
+    if (epochs is None) == (budget_minutes is None):
+        raise ValueError("give exactly one of --epochs or --budget-minutes")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {epochs}")
+    if scale not in ("n", "s", "m"):
+        raise ValueError(f"--scale must be n, s or m, got {scale!r}")
+    out = Path(out)
+    config = config_to_dict(base)
+    config["train"].pop("out", None)
+    for key in ("seed", "epochs", "val_interval"):  # set per run
+        config["train"].pop(key, None)
+    config["model"].pop("name", None)
+    previous = None
+    if (out / PLAN_FILE).is_file():
+        previous = AblationPlan.from_json(json.loads((out / PLAN_FILE).read_text()))
+        mismatched = [
+            key
+            for key, have, want in (
+                ("data.train", previous.train, base.data.train),
+                ("data.val", previous.val, base.data.val),
+                ("scale", previous.scale, scale),
+                ("config", previous.config, config),
+            )
+            if have != want
+        ]
+        if mismatched:
+            raise ValueError(
+                f"{out / PLAN_FILE} was planned with other {', '.join(mismatched)}; "
+                "use another --out (or delete that folder)"
+            )
+    known = dict(previous.epochs) if previous else {}
+    new = [v for v in variants if v not in known]
+    budget: dict[str, Any] = dict(previous.budget) if previous else {}
+    if new and epochs is not None:
+        known |= {v: epochs for v in new}
+        budget |= {"mode": "epochs", "epochs": epochs}
+    elif new:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("--budget-minutes probes speed in one process: under torchrun pass "
+                             "--epochs (e.g. from a single-process plan's plan.json)")  # fmt: skip
+        train = load_dataset(base.data.train, base.data.format, base.data.skip_invalid)
+        val = load_dataset(base.data.val, base.data.format, base.data.skip_invalid)
+        probe_cfg = merge(Config(), config)
+        spi = {}
+        for name in new:
+            cfg = merge(probe_cfg, VARIANTS[name].overrides(scale))
+            cfg = merge(cfg, {"model": {"num_classes": len(train.info.classes)}})
+            spi[name] = probe_seconds_per_image(cfg, train.records[: cfg.train.batch])
+            log(f"probe {name}: {spi[name] * 1000:.0f} ms per training image")
+        known |= budget_epochs(spi, len(train.records), len(val.records), budget_minutes, equal)
+        budget |= {
+            "mode": "minutes",
+            "minutes": budget_minutes,
+            "equal": equal,
+            "seconds_per_image": {**budget.get("seconds_per_image", {}), **spi},
+            "epoch_overhead": EPOCH_OVERHEAD,
+        }
+    all_variants = tuple(dict.fromkeys((*(previous.variants if previous else ()), *variants)))
+    all_seeds = tuple(dict.fromkeys((*(previous.seeds if previous else ()), *seeds)))
+    plan = AblationPlan(
+        out=str(out),
+        train=base.data.train,
+        val=base.data.val,
+        scale=scale,
+        variants=all_variants,
+        seeds=all_seeds,
+        epochs={v: known[v] for v in all_variants},
+        budget=budget,
+        config=config,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / (PLAN_FILE + ".tmp")
+        tmp.write_text(json.dumps(plan.to_json(), indent=2) + "\n")
+        tmp.replace(out / PLAN_FILE)
+    return plan
+
+
+# ----------------------------------------------------------------------------- training
+def run_finished(run_dir: Path) -> bool:
+    return (run_dir / RUN_FILE).is_file() and (run_dir / "val" / "last" / "metrics.json").is_file()
+
+
+def _check_run_config(run_dir: Path, cfg: Config) -> None:
+    """Refuse to resume a run folder whose saved config differs from the plan's."""
+    import yaml
+
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    want = config_to_dict(cfg)
+    diffs = [
+        f"{section}.{key}: {saved.get(section, {}).get(key)!r} != {value!r}"
+        for section, values in want.items()
+        for key, value in values.items()
+        if (section, key) not in (("train", "out"), ("train", "device"), ("train", "workers"))
+        and saved.get(section, {}).get(key) != value
+    ]
+    if diffs:
+        raise ValueError(
+            f"{run_dir} was trained with another config ({'; '.join(diffs[:4])}); delete it "
+            "or use another --out"
+        )
+
+
+def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = True) -> str:
+    """Train (or resume, or skip) one run; returns ``"done"``, ``"resumed"`` or ``"skipped"``."""
+    import torch
+
+    from ssabnet import __version__
+    from ssabnet.engine.predict import load_checkpoint
+    from ssabnet.engine.train import fit
+
+    run_dir = plan.run_dir(variant, seed)
+    if run_finished(run_dir):
+        return "skipped"
+    cfg = plan.run_config(variant, seed)
+    resume = (run_dir / "weights" / "last.pt").is_file()
+    if resume:
+        _check_run_config(run_dir, cfg)
+    fit(cfg, resume=resume, progress=progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        results = pd.read_csv(run_dir / "results.csv")
+        if len(results) < cfg.train.epochs:
+            raise RuntimeError(f"{run_dir}: results.csv has {len(results)} of "
+                               f"{cfg.train.epochs} epochs")  # fmt: skip
+        loaded = load_checkpoint(run_dir / "weights" / "last.pt")
+        params = sum(p.numel() for p in loaded.model.parameters())
+        record = {
+            "variant": variant,
+            "seed": seed,
+            "kind": "ssabnet",
+            "model": cfg.model.name,
+            "box_loss": cfg.loss.box,
+            "epochs": cfg.train.epochs,
+            "imgsz": cfg.train.imgsz,
+            "train_seconds": round(float(results["time"].sum()), 2),
+            "params_m": round(params / 1e6, 3),
+            "device": cfg.train.device,
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "software": f"ssabnet {__version__}, torch {torch.__version__}",
+        }
+        (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return "resumed" if resume else "done"
+
+
+def run_ablation(plan: AblationPlan, progress: bool = True, log=print) -> None:
+    """Train every variant x seed of ``plan`` that is not finished (seed-major order)."""
+    from ssabnet.engine.distributed import cleanup_distributed, setup_distributed
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        log = _silent
+    total = len(plan.variants) * len(plan.seeds)
+    index = 0
+    # under torchrun: one process group for all runs (fit keeps a group it did not create)
+    setup_distributed(plan.config["train"]["device"])
+    try:
+        for seed in plan.seeds:
+            for variant in plan.variants:
+                index += 1
+                start = time.perf_counter()
+                log(f"[{index}/{total}] {variant} seed {seed} ({plan.epochs[variant]} epochs)")
+                status = train_variant(plan, variant, seed, progress)
+                log(f"[{index}/{total}] {variant} seed {seed}: {status} in "
+                    f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+    finally:
+        cleanup_distributed()
+
+
+def _silent(*_args, **_kwargs) -> None:
+    return None
+
+
+# ----------------------------------------------------------------------------- report
+def collect_runs(out: str | Path) -> pd.DataFrame:
+    """One row per finished run under ``out`` (ours and peers): identity + final metrics."""
+    rows = []
+    for record_file in sorted(Path(out).glob(f"*/seed*/{RUN_FILE}")):
+        run_dir = record_file.parent
+        metrics_file = run_dir / "val" / "last" / "metrics.json"
+        if not metrics_file.is_file():
+            continue
+        record = json.loads(record_file.read_text())
+        metrics = json.loads(metrics_file.read_text())
+        row = {k: record.get(k) for k in RUN_FIELDS}
+        row |= {k: metrics.get(k) for k in REPORT_METRICS}
+        row["run_dir"] = str(run_dir)
+        rows.append(row)
+    columns = [*RUN_FIELDS, *REPORT_METRICS, "run_dir"]
+    frame = pd.DataFrame(rows, columns=columns)
+    order = {name: i for i, name in enumerate(VARIANTS)}
+    frame["_order"] = frame["variant"].map(lambda v: order.get(v, len(order)))
+    return (
+        frame.sort_values(["_order", "variant", "seed"])
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+
+def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per variant (std is NaN for a single seed)."""
+    metrics = [m for m in REPORT_METRICS if m in runs]
+    grouped = runs.groupby("variant", sort=False)
+    summary = grouped[metrics].agg(["mean", "std"])
+    summary.columns = [f"{m}_{stat}" for m, stat in summary.columns]
+    summary.insert(0, "runs", grouped.size())
+    summary.insert(1, "epochs", grouped["epochs"].first())
+    summary.insert(2, "train_seconds", grouped["train_seconds"].mean())
+    summary.insert(3, "model", grouped["model"].first())
+    return summary
+
+
+def gains_over_baseline(
+    runs: pd.DataFrame, n_boot: int = 1000, seed: int = 0, reference: str = BASELINE
+) -> pd.DataFrame:
+    """Paired bootstrap (over val images) of each variant's AP50 gain over ``reference``.
+
+    Each side's AP is averaged over its seeds in every resample
+    (:func:`ssabnet.evaluation.bootstrap_ap_difference` with one table per seed).
+    Rows: ``(variant, bucket)``; columns ``ap_ref, ap_variant, delta, ci_low, ci_high,
+    p_value, n_gt``.
+    """
+    from ssabnet.evaluation import MatchTables, bootstrap_ap_difference
+
+    def tables(variant: str) -> list[MatchTables]:
+        dirs = runs.loc[runs["variant"] == variant, "run_dir"]
+        return [MatchTables.load(Path(d) / "val" / "last") for d in dirs]
+
+    if reference not in set(runs["variant"]):
+        return pd.DataFrame()
+    ref = tables(reference)
+    frames = []
+    for variant in dict.fromkeys(runs["variant"]):
+        if variant == reference:
+            continue
+        boot = bootstrap_ap_difference(ref, tables(variant), n_boot=n_boot, seed=seed)
+        boot = boot.rename(columns={"ap_a": "ap_ref", "ap_b": "ap_variant"})
+        boot.insert(0, "variant", variant)
+        frames.append(boot.reset_index().rename(columns={"group": "bucket"}))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _pct(mean: float, std: float | None = None) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    text = f"{100 * mean:.1f}"
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        text += f" ± {100 * std:.1f}"
+    return text
+
+
+def format_report(plan: dict[str, Any] | None, runs: pd.DataFrame, gains: pd.DataFrame) -> str:
+    """The Markdown report (``results.md``): setup, per-variant table, gains per bucket."""
+    lines = ["# Ablation results", ""]
+    if plan:
+        train = plan["config"].get("train", {})
+        budget = plan.get("budget", {})
+        if budget.get("mode") == "minutes":
+            how = (f"{budget['minutes']} min per run, equal {budget.get('equal', 'epochs')} "
+                   f"(epochs from a timed probe)")  # fmt: skip
+        else:
+            how = "the same epochs for every variant"
+        lines += [
+            f"- data: train `{plan['train']}`, reported on `{plan['val']}` (final weights, no "
+            "checkpoint selection)",
+            f"- scale `{plan['scale']}`, imgsz {train.get('imgsz')}, batch {train.get('batch')}, "
+            f"{train.get('optimizer')} lr {train.get('lr')}, device {train.get('device')}",
+            f"- budget: {how}; epochs per variant: "
+            + ", ".join(f"{k} {v}" for k, v in plan["epochs"].items()),
+            "",
+        ]
+    lines += [
+        "Mean ± std over seeds, percent (COCO AP@[.5:.95] unless named; AP_vt < 8 px, "
+        "AP_t 8–16 px, APs < 32 px).",
+        "",
+        "| variant | model | runs | epochs | min/run | " + " | ".join(TABLE_METRICS) + " |",
+        "|---|---|---|---|---|" + "---|" * len(TABLE_METRICS),
+    ]
+    if not runs.empty:
+        summary = summarize_runs(runs)
+        for variant, row in summary.iterrows():
+            cells = [_pct(row[f"{m}_mean"], row[f"{m}_std"]) for m in TABLE_METRICS]
+            lines.append(
+                f"| {variant} | {row['model']} | {int(row['runs'])} | {int(row['epochs'])} | "
+                f"{row['train_seconds'] / 60:.1f} | " + " | ".join(cells) + " |"
+            )
+    if not gains.empty:
+        buckets = list(dict.fromkeys(gains["bucket"]))
+        counts = gains.groupby("bucket", sort=False)["n_gt"].first()
+        lines += [
+            "",
+            "AP50 gain over `baseline` (percentage points), seeds averaged on each side, paired "
+            "bootstrap over validation images (95% CI); **bold** where the CI excludes 0.",
+            "",
+            "| variant | " + " | ".join(f"{b} (n={int(counts[b])})" for b in buckets) + " |",
+            "|---|" + "---|" * len(buckets),
+        ]
+        for variant, part in gains.groupby("variant", sort=False):
+            by_bucket = part.set_index("bucket")
+            cells = []
+            for bucket in buckets:
+                r = by_bucket.loc[bucket]
+                if math.isnan(r["delta"]):
+                    cells.append("–")
+                    continue
+                text = (f"{100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, "
+                        f"{100 * r['ci_high']:+.1f}]")  # fmt: skip
+                outside = r["ci_low"] > 0 or r["ci_high"] < 0
+                cells.append(f"**{text}**" if outside else text)
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: str | Path, n_boot: int = 1000) -> dict[str, Path]:
+    """Collect the finished runs in ``out``; write results.csv, gains.csv and results.md."""
+    out = Path(out)
+    runs = collect_runs(out)
+    if runs.empty:
+        raise FileNotFoundError(f"no finished ablation runs (*/seed*/{RUN_FILE}) under {out}")
+    gains = gains_over_baseline(runs, n_boot=n_boot)
+    plan = json.loads((out / PLAN_FILE).read_text()) if (out / PLAN_FILE).is_file() else None
+    paths = {
+        "results": out / "results.csv",
+        "gains": out / "gains.csv",
+        "report": out / "results.md",
+    }
+    runs.to_csv(paths["results"], index=False)
+    gains.to_csv(paths["gains"], index=False)
+    paths["report"].write_text(format_report(plan, runs, gains))
+    return paths
+
+
+__all__ = [
+    "VARIANTS",
+    "AblationPlan",
+    "Variant",
+    "budget_epochs",
+    "collect_runs",
+    "format_report",
+    "gains_over_baseline",
+    "parse_seeds",
+    "parse_variants",
+    "plan_ablation",
+    "probe_seconds_per_image",
+    "run_ablation",
+    "summarize_runs",
+    "train_variant",
+    "write_report",
+]
