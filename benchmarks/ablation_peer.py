@@ -59,6 +59,7 @@ from ssabnet.config import Config, TrainConfig, merge  # noqa: E402
 from ssabnet.data import DetectionDataset, load_dataset  # noqa: E402
 from ssabnet.data.record import ImageRecord  # noqa: E402
 from ssabnet.evaluation import evaluate_predictions, write_coco_results  # noqa: E402
+from ssabnet.ops.boxes import boxes_cxcywh_to_xyxy, boxes_xyxy_to_cxcywh  # noqa: E402
 
 RUN_FILE = "ablation_run.json"  # = ssabnet.ablation.RUN_FILE
 PLAN_FILE = "plan.json"
@@ -128,11 +129,10 @@ def yolo_labels(record: ImageRecord) -> tuple[str, int]:
     size = np.array([record.width, record.height] * 2, np.float64)
     boxes = np.clip(record.boxes[keep].astype(np.float64), 0, size)
     labels = record.labels[keep]
-    wh = boxes[:, 2:] - boxes[:, :2]
-    valid = (wh > 0).all(1)
-    boxes, labels, wh = boxes[valid], labels[valid], wh[valid]
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    norm = np.concatenate([centres, wh], 1) / size
+    cxcywh = boxes_xyxy_to_cxcywh(boxes)
+    valid = (cxcywh[:, 2:] > 0).all(1)
+    labels = labels[valid]
+    norm = cxcywh[valid] / size
     lines = [
         f"{label} " + " ".join(f"{v:.6f}" for v in row)
         for label, row in zip(labels, norm, strict=True)
@@ -350,7 +350,6 @@ def predict_shared(
     input pixels, then class probabilities (sigmoid applied).
     """
     from torch.utils.data import DataLoader
-    from torchvision.ops import box_convert
 
     from ssabnet.data.loader import DetectionSamples, collate_detection
     from ssabnet.postprocess import boxes_input_to_original, select_detections
@@ -363,7 +362,7 @@ def predict_shared(
     for images, _targets, metas in loader:
         output = network(images.to(device).float().div_(255))
         raw = output[0] if isinstance(output, tuple | list) else output  # [B, 4 + C, A]
-        boxes = box_convert(raw[:, :4].transpose(1, 2), "cxcywh", "xyxy")
+        boxes = boxes_cxcywh_to_xyxy(raw[:, :4].transpose(1, 2))
         scores = raw[:, 4:].transpose(1, 2)
         detections = select_detections(boxes, scores, tc.conf_threshold, tc.nms_iou, tc.max_det)
         for meta, det in zip(metas, detections, strict=True):
