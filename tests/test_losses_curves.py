@@ -25,7 +25,10 @@ def test_table_layout_and_order():
         "grad_cy",
         "grad_w",
         "grad_h",
+        "grad_norm",
     ]
+    components = table[["grad_cx", "grad_cy", "grad_w", "grad_h"]].to_numpy()
+    assert np.allclose(table["grad_norm"], np.linalg.norm(components, axis=1))
     assert len(table) == 3 * 401
     assert table["kind"].tolist()[::401] == ["iou", "nwd", "sabl"]
     assert np.allclose(table["offset"].to_numpy()[:401], offsets.double().numpy())

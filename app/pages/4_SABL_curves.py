@@ -17,7 +17,8 @@ from ssabnet import loss_curves  # noqa: E402
 from ssabnet.losses.curves import modulation_curve  # noqa: E402
 
 KINDS = ["iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl"]
-COMPONENTS = {"x": "grad_cx", "y": "grad_cy", "xy": "grad_cx", "size": "grad_w"}
+COMPONENTS = {"x": "grad_cx", "y": "grad_cy", "xy": "grad_norm", "size": "grad_w"}
+GRADIENTS = ["grad_norm", "grad_cx", "grad_cy", "grad_w", "grad_h"]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -87,8 +88,9 @@ except (ValueError, TypeError) as exc:
 
 component = st.selectbox(
     "Gradient component",
-    ["grad_cx", "grad_cy", "grad_w", "grad_h"],
-    index=["grad_cx", "grad_cy", "grad_w", "grad_h"].index(COMPONENTS[direction]),
+    GRADIENTS,
+    index=GRADIENTS.index(COMPONENTS[direction]),
+    help="grad_norm: length of the whole gradient (cx, cy, w, h); the others: one component",
     key="sabl_component",
 )
 left, right = st.columns(2)
@@ -109,7 +111,11 @@ right.plotly_chart(
         x="offset",
         y="magnitude",
         color="kind",
-        title=f"|d loss / d {component[5:]}| (1/px), s = {size} px",
+        title=(
+            f"||d loss / d box|| (1/px), s = {size} px"
+            if component == "grad_norm"
+            else f"|d loss / d {component[5:]}| (1/px), s = {size} px"
+        ),
     ),
     width="stretch",
 )

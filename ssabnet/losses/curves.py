@@ -17,7 +17,9 @@ from ssabnet.losses.sabl import BETA, KAPPA, scale_modulation
 from ssabnet.ops.boxes import boxes_cxcywh_to_xyxy
 
 DIRECTIONS = ("x", "y", "xy", "size")
-CURVE_COLUMNS = ["kind", "gt_size", "offset", "loss", "grad_cx", "grad_cy", "grad_w", "grad_h"]
+CURVE_COLUMNS = [
+    "kind", "gt_size", "offset", "loss", "grad_cx", "grad_cy", "grad_w", "grad_h", "grad_norm",
+]  # fmt: skip
 
 
 def _as_list(values) -> list:
@@ -59,7 +61,9 @@ def loss_curves(
 
     Returns:
         ``pandas.DataFrame`` with columns ``kind, gt_size, offset, loss, grad_cx, grad_cy,
-        grad_w, grad_h``, one row per (kind, size, offset), in that order.
+        grad_w, grad_h, grad_norm`` (the Euclidean norm of the four gradient components: how
+        hard the loss pulls the box, whatever the direction), one row per (kind, size,
+        offset), in that order.
 
     Raises:
         ValueError: unknown kind or direction. TypeError: a parameter no kind accepts.
@@ -108,6 +112,7 @@ def loss_curves(
                         "grad_cy": grad[:, 1].numpy(),
                         "grad_w": grad[:, 2].numpy(),
                         "grad_h": grad[:, 3].numpy(),
+                        "grad_norm": grad.norm(dim=1).numpy(),
                     }
                 )
             )
