@@ -308,6 +308,20 @@ def _train_data_specs(data: str, val_data: str | None) -> dict[str, str]:
     return {"train": train, "val": val_data or val}
 
 
+def _run_changes(args: argparse.Namespace, train_flags: tuple[str, ...]) -> dict:
+    """Config changes from the flags ``train`` and ``ablate`` share: ``train.<flag>`` for each
+    given flag, ``data.train``/``data.val`` from ``--data``/``--val-data``."""
+    changes: dict = {"train": {}, "data": {}}
+    for flag in train_flags:
+        if getattr(args, flag) is not None:
+            changes["train"][flag] = getattr(args, flag)
+    if args.data:
+        changes["data"] |= _train_data_specs(args.data, args.val_data)
+    elif args.val_data:
+        changes["data"]["val"] = args.val_data
+    return changes
+
+
 def _catalog_exists(name: str) -> bool:
     root = Path(__file__).resolve().parents[1] / "data_catalog"
     return (root / f"{name}.yaml").is_file()
@@ -318,18 +332,12 @@ def _train(args: argparse.Namespace) -> int:
     from ssabnet.engine.train import NonFiniteLossError, fit
 
     cfg = load_config(args.config, args.overrides)
-    changes: dict = {"train": {}, "model": {}, "loss": {}, "data": {}}
-    for flag in ("epochs", "imgsz", "batch", "device", "workers", "out"):
-        if getattr(args, flag) is not None:
-            changes["train"][flag] = getattr(args, flag)
+    changes = _run_changes(args, ("epochs", "imgsz", "batch", "device", "workers", "out"))
+    changes |= {"model": {}, "loss": {}}
     if args.model:
         changes["model"]["name"] = args.model
     if args.loss:
         changes["loss"]["box"] = args.loss
-    if args.data:
-        changes["data"] |= _train_data_specs(args.data, args.val_data)
-    elif args.val_data:
-        changes["data"]["val"] = args.val_data
     cfg = merge(cfg, changes)
     try:
         run_dir = fit(cfg, resume=args.resume, progress=not args.no_progress)
@@ -561,15 +569,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
     if not args.report_only:
         cfg = load_config(args.config, args.overrides)
-        changes: dict = {"train": {}, "data": {}}
-        for flag in ("imgsz", "batch", "device", "workers"):
-            if getattr(args, flag) is not None:
-                changes["train"][flag] = getattr(args, flag)
-        if args.data:
-            changes["data"] |= _train_data_specs(args.data, args.val_data)
-        elif args.val_data:
-            changes["data"]["val"] = args.val_data
-        cfg = merge(cfg, changes)
+        cfg = merge(cfg, _run_changes(args, ("imgsz", "batch", "device", "workers")))
         if args.epochs is None and args.budget_minutes is None:
             raise ValueError("give --epochs N or --budget-minutes M (the budget of every run)")
         plan = ablation.plan_ablation(
