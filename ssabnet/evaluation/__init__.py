@@ -10,6 +10,7 @@ from ssabnet.evaluation.evaluator import (
     write_metrics,
 )
 from ssabnet.evaluation.matching import MatchTables
+from ssabnet.evaluation.readers import PRED_FORMATS, LoadedPredictions, load_predictions
 from ssabnet.evaluation.results_io import (
     coco_results_to_predictions,
     predictions_to_coco_results,
@@ -19,12 +20,15 @@ from ssabnet.evaluation.results_io import (
 
 __all__ = [
     "METRIC_KEYS",
+    "PRED_FORMATS",
     "PROTOCOLS",
     "Evaluator",
+    "LoadedPredictions",
     "MatchTables",
     "bootstrap_ap_difference",
     "coco_results_to_predictions",
     "evaluate_predictions",
+    "load_predictions",
     "predictions_to_coco_results",
     "save_evaluation",
     "read_coco_results",
