@@ -73,9 +73,11 @@ PEER_GRAD_CLIP = 10.0
 PEER_MIN_BOX_PX = 2.0
 PEER_ASSIGNER = {"assigner_topk": 10, "assigner_alpha": 0.5, "assigner_beta": 6.0}
 PEER_LOSS = (
-    "ultralytics v8DetectionLoss: CIoU + DFL + BCE, task-aligned assigner (IoU metric, topk 10, "
-    "alpha 0.5, beta 6, tiny boxes enlarged to the second stride for candidate selection), terms "
-    "divided by the target-score sum; gains box/cls/dfl from the plan"
+    "ultralytics v8DetectionLoss: CIoU + DFL + BCE, task-aligned assigner (CIoU clamped at 0 as "
+    "the overlap for ranking, soft targets and conflicts; topk 10, alpha 0.5, beta 6; for "
+    "candidate selection each ground-truth side shorter than the model's second stride is set to "
+    "that stride about the box centre), terms divided by the target-score sum, weighted by the "
+    "plan's box/cls/dfl gains, summed and multiplied by the batch size before backward"
 )
 
 
@@ -246,20 +248,42 @@ def differences(
     tc, loss = cfg.train, cfg.loss
     epochs = args["epochs"]
     floor_px = strides[1] if len(strides) > 1 else strides[0]  # ultralytics' TAL stride_val
-    diffs = [
-        "assigner candidates: ultralytics 8.4 enlarges ground-truth sides under "
-        f"{floor_px} px (its second stride) to {floor_px} px when choosing candidate anchors, so "
-        "tiny objects always get some; ssabnet takes anchors inside the box (plus "
-        f"loss.assigner_center_radius={loss.assigner_center_radius:g} strides)",
-        "lr schedule: ultralytics sets the lr once per epoch (cosine/linear over all epochs; the "
-        "last epoch runs at lr * f(epochs - 1), above lr * final_lr_ratio) and its warm-up ramps "
-        "from 0 to the scheduled lr; ssabnet steps per optimizer step and decays after warm-up",
+    diffs = []
+    if not loss.assigner_widen_tiny:
+        diffs.append(
+            "assigner candidates: ultralytics 8.4 sets each ground-truth side shorter than "
+            f"{floor_px} px (its second stride) to {floor_px} px about the box centre when "
+            "choosing candidate anchors, so tiny objects get some; ssabnet takes anchors inside "
+            "the box (loss.assigner_widen_tiny=false; "
+            f"loss.assigner_center_radius={loss.assigner_center_radius:g} strides)"
+        )
+    if loss.assigner_metric != "ciou":
+        diffs.append(
+            "assigner overlap: ultralytics ranks candidates, scales soft targets and settles "
+            "conflicts by CIoU clamped at 0; ssabnet by "
+            f"loss.assigner_metric={loss.assigner_metric}"
+        )
+    if not tc.loss_times_batch:
+        diffs.append(
+            "loss scale: ultralytics backpropagates loss x batch size, so its grad-norm clip at "
+            f"{PEER_GRAD_CLIP:g} bounds a batch-times-larger gradient; ssabnet backpropagates the "
+            "unscaled loss (train.loss_times_batch=false)"
+        )
+    if tc.lr_step != "epoch":
+        diffs.append(
+            "lr schedule: ultralytics sets the lr once per epoch (cosine/linear over all epochs; "
+            "the last epoch runs at lr * f(epochs - 1), above lr * final_lr_ratio) and its "
+            "warm-up ramps from 0 to the scheduled lr; ssabnet steps per optimizer step and "
+            "decays after warm-up (train.lr_step=step)"
+        )
+    diffs += [
         "seeding: ultralytics seeds its RNGs with seed + 1 and draws its own sample order and "
         "augmentations; the same seed does not reproduce ssabnet's draws",
         "augmentation code: ultralytics' mosaic/RandomPerspective/LetterBox, same probabilities "
-        "and ranges; after the affine it drops boxes under "
-        f"{PEER_MIN_BOX_PX:g} px, keeping < 10% of their area or with aspect > 100 (ssabnet: "
-        f"train.min_box_size={tc.min_box_size:g} px and < 30% of the box left visible)",
+        "and ranges; after the affine it drops boxes with a side of at most "
+        f"{PEER_MIN_BOX_PX:g} px, keeping at most 10% of their area or with aspect > 100 "
+        f"(ssabnet: sides under train.min_box_size={tc.min_box_size:g} px, or under "
+        f"train.min_visible={tc.min_visible:g} of the area left visible)",
         "ignored objects and ignore regions: ultralytics trains them as background; ssabnet "
         "leaves negative anchors inside them out of the loss",
         "train_seconds: the peer's training loop only; ssabnet's (sum of results.csv epoch "
@@ -272,6 +296,8 @@ def differences(
             "variants got their epochs from a timed probe before training"
         )
     elif tc.warmup_epochs > max(epochs - 1, 0):
+        # ultralytics 8.4.190 warms up for round(min(warmup_epochs, epochs - 1) x batches per
+        # epoch) iterations (no 100-iteration floor; older releases had one)
         diffs.append(
             f"warm-up: ultralytics caps it at epochs - 1 = {max(epochs - 1, 0)} epochs "
             f"(train.warmup_epochs={tc.warmup_epochs:g})"

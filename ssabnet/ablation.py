@@ -5,16 +5,24 @@ evaluates the **final** weights of each run on the same split with the one evalu
 reports mean +- std over seeds and the paired bootstrap CI of each variant's gain over the
 baseline per size bucket.
 
-Variants (``VARIANTS``), all at one model scale (``n``, ``s`` or ``m``):
+Variants (``VARIANTS``), all at one model scale ``S`` (``n``, ``s`` or ``m``):
 
-============  ===============  ========================================
-name          model            loss recipe (``ssabnet.losses.config``)
-============  ===============  ========================================
-baseline      ``baseline-S``   ``BASELINE_LOSS`` (CIoU, IoU assigner)
-ssa           ``ssabnet-S``    ``BASELINE_LOSS``
-sabl          ``baseline-S``   ``SABL_LOSS`` (SABL, balancing, SABL assigner)
-ssa+sabl      ``ssabnet-S``    ``SABL_LOSS``
-============  ===============  ========================================
+============  =======================  ========================================
+name          model                    loss recipe (``ssabnet.losses.config``)
+============  =======================  ========================================
+baseline      ``baseline-S``           ``BASELINE_LOSS`` (CIoU, IoU assigner)
+baseline-p2   ``baseline-S-p2``        ``BASELINE_LOSS`` (YOLOv8-P2 architecture)
+p2+fade       ``baseline-S-p2-fade``   ``BASELINE_LOSS`` (one SSA part on the P2 baseline;
+p2+flow       ``baseline-S-p2-flow``   likewise ``+gate``, ``+blur``)
+ssa           ``ssabnet-S``            ``BASELINE_LOSS``
+ssa-nearest   ``ssabnet-S-nearest``    ``BASELINE_LOSS`` (one SSA part removed; likewise
+                                       ``-noalign``, ``-nogate``, ``-noblur``)
+sabl          ``baseline-S``           ``SABL_LOSS`` (SABL, balancing, SABL assigner)
+ssa+sabl      ``ssabnet-S``            ``SABL_LOSS``
+============  =======================  ========================================
+
+The report gives each variant's gain over ``baseline`` and, when ``baseline-p2`` ran, over
+``baseline-p2`` too: the reference that differs from ``ssa`` only in the SSA operators.
 
 Budget: ``epochs`` (the same number for every variant) or ``minutes`` per run, converted to
 epochs from a timed probe of each variant's training step; with ``equal="epochs"`` (default)
@@ -56,6 +64,7 @@ RUN_FILE = "ablation_run.json"
 REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AP_vt", "AP_t", "AR500")
 TABLE_METRICS = ("AP", "AP50", "APs", "AP_vt", "AP_t")
 BASELINE = "baseline"
+P2_BASELINE = "baseline-p2"  # second reference of the gains tables (the SSA parts' own gain)
 RUN_FIELDS = ("variant", "seed", "kind", "model", "box_loss", "epochs", "imgsz",
               "train_seconds", "params_m")  # fmt: skip
 
@@ -65,20 +74,29 @@ class Variant:
     """One ablation arm: which model family and which loss recipe."""
 
     name: str
-    model: str  # "baseline" | "ssabnet" (the preset family; the scale is appended)
+    model: str  # preset name with ``{scale}``, e.g. ``"baseline-{scale}-p2"``
     loss: dict[str, Any]
 
     def overrides(self, scale: str) -> dict[str, dict[str, Any]]:
-        return {"model": {"name": f"{self.model}-{scale}"}, "loss": dict(self.loss)}
+        return {"model": {"name": self.model.format(scale=scale)}, "loss": dict(self.loss)}
 
 
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("baseline", "baseline", BASELINE_LOSS),
-        Variant("ssa", "ssabnet", BASELINE_LOSS),
-        Variant("sabl", "baseline", SABL_LOSS),
-        Variant("ssa+sabl", "ssabnet", SABL_LOSS),
+        Variant("baseline", "baseline-{scale}", BASELINE_LOSS),
+        Variant(P2_BASELINE, "baseline-{scale}-p2", BASELINE_LOSS),
+        *(
+            Variant(f"p2+{part}", f"baseline-{{scale}}-p2-{part}", BASELINE_LOSS)
+            for part in ("fade", "flow", "gate", "blur")
+        ),
+        Variant("ssa", "ssabnet-{scale}", BASELINE_LOSS),
+        *(
+            Variant(f"ssa-{suffix}", f"ssabnet-{{scale}}-{suffix}", BASELINE_LOSS)
+            for suffix in ("nearest", "noalign", "nogate", "noblur")
+        ),
+        Variant("sabl", "baseline-{scale}", SABL_LOSS),
+        Variant("ssa+sabl", "ssabnet-{scale}", SABL_LOSS),
     )
 }
 
@@ -538,31 +556,41 @@ def format_report(plan: dict[str, Any] | None, runs: pd.DataFrame, gains: pd.Dat
                 f"| {variant} | {row['model']} | {int(row['runs'])} | {int(row['epochs'])} | "
                 f"{row['train_seconds'] / 60:.1f} | " + " | ".join(cells) + " |"
             )
-    if not gains.empty:
-        buckets = list(dict.fromkeys(gains["bucket"]))
-        counts = gains.groupby("bucket", sort=False)["n_gt"].first()
-        lines += [
-            "",
-            "AP50 gain over `baseline` (percentage points), seeds averaged on each side, paired "
-            "bootstrap over validation images (95% CI); **bold** where the CI excludes 0.",
-            "",
-            "| variant | " + " | ".join(f"{b} (n={int(counts[b])})" for b in buckets) + " |",
-            "|---|" + "---|" * len(buckets),
-        ]
-        for variant, part in gains.groupby("variant", sort=False):
-            by_bucket = part.set_index("bucket")
-            cells = []
-            for bucket in buckets:
-                r = by_bucket.loc[bucket]
-                if math.isnan(r["delta"]):
-                    cells.append("–")
-                    continue
-                text = (f"{100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, "
-                        f"{100 * r['ci_high']:+.1f}]")  # fmt: skip
-                outside = r["ci_low"] > 0 or r["ci_high"] < 0
-                cells.append(f"**{text}**" if outside else text)
-            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    if gains.empty:
+        return "\n".join(lines) + "\n"
+    if "reference" not in gains:
+        gains = gains.assign(reference=BASELINE)
+    for reference, ref_gains in gains.groupby("reference", sort=False):
+        lines += _gains_table(reference, ref_gains)
     return "\n".join(lines) + "\n"
+
+
+def _gains_table(reference: str, gains: pd.DataFrame) -> list[str]:
+    """Markdown lines of one gains table (AP50 gain over ``reference`` per size bucket)."""
+    buckets = list(dict.fromkeys(gains["bucket"]))
+    counts = gains.groupby("bucket", sort=False)["n_gt"].first()
+    lines = [
+        "",
+        f"AP50 gain over `{reference}` (percentage points), seeds averaged on each side, paired "
+        "bootstrap over validation images (95% CI); **bold** where the CI excludes 0.",
+        "",
+        "| variant | " + " | ".join(f"{b} (n={int(counts[b])})" for b in buckets) + " |",
+        "|---|" + "---|" * len(buckets),
+    ]
+    for variant, part in gains.groupby("variant", sort=False):
+        by_bucket = part.set_index("bucket")
+        cells = []
+        for bucket in buckets:
+            r = by_bucket.loc[bucket]
+            if math.isnan(r["delta"]):
+                cells.append("–")
+                continue
+            text = (f"{100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, "
+                    f"{100 * r['ci_high']:+.1f}]")  # fmt: skip
+            outside = r["ci_low"] > 0 or r["ci_high"] < 0
+            cells.append(f"**{text}**" if outside else text)
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_report(out: str | Path, n_boot: int = 1000) -> dict[str, Path]:
@@ -571,7 +599,13 @@ def write_report(out: str | Path, n_boot: int = 1000) -> dict[str, Path]:
     runs = collect_runs(out)
     if runs.empty:
         raise FileNotFoundError(f"no finished ablation runs (*/seed*/{RUN_FILE}) under {out}")
-    gains = gains_over_baseline(runs, n_boot=n_boot)
+    frames = []
+    for reference in (BASELINE, P2_BASELINE):
+        part = gains_over_baseline(runs, n_boot=n_boot, reference=reference)
+        if not part.empty:
+            part.insert(0, "reference", reference)
+            frames.append(part)
+    gains = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     plan = json.loads((out / PLAN_FILE).read_text()) if (out / PLAN_FILE).is_file() else None
     paths = {
         "results": out / "results.csv",

@@ -4,11 +4,16 @@ For every ground-truth box ``m`` and anchor ``a`` of an image:
 
 1. *Candidates*: the anchor centre lies strictly inside the box (the centre-in-box prior), or,
    with ``center_radius = r > 0``, within ``r * stride`` (Chebyshev distance) of the box centre
-   — a fallback that lets boxes smaller than a stride get candidates. Padded ground truths and
-   anchors whose centre lies in an ignore region are never candidates.
+   — a fallback that lets boxes smaller than a stride get candidates. With ``widen_tiny``, each
+   side of a box shorter than the second-finest anchor stride is first widened to that stride
+   about the box centre, for this step only (ultralytics 8.4's ``select_candidates_in_gts``: 8 px
+   with a P2 level, 16 px without). Padded ground truths and anchors whose centre lies in an
+   ignore region are never candidates.
 2. *Alignment*: ``t = s^alpha * u^beta`` with ``s`` the predicted probability of the box's class
    and ``u`` the overlap of the predicted box with the ground truth, measured by the pluggable
-   ``metric``: ``"iou"``, ``"nwd"`` (normalized Wasserstein, never 0 for disjoint boxes) or
+   ``metric``: ``"iou"``, ``"ciou"`` (CIoU clamped at 0, as ultralytics ranks; it also sets the
+   soft targets and settles conflicts), ``"nwd"`` (normalized Wasserstein, never 0 for disjoint
+   boxes) or
    ``"sabl"`` (``mu(s) NWD + (1 - mu(s)) IoU``, see :func:`ssabnet.losses.sabl.sabl_overlap`).
 3. *Positives*: the ``topk`` candidates with the largest ``t > 0``. (Candidates with ``t = 0``
    would get a zero target score and zero box weight, i.e. behave as negatives, so they are
@@ -29,11 +34,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ssabnet.losses.box import box_iou_pairs
+from ssabnet.losses.box import box_iou_pairs, complete_box_iou_pairs
 from ssabnet.losses.nwd import normalized_wasserstein_distance
 from ssabnet.losses.sabl import BETA, KAPPA, SABL_C, sabl_overlap
 
-METRICS = ("iou", "nwd", "sabl")
+METRICS = ("iou", "ciou", "nwd", "sabl")
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,10 @@ class TaskAlignedAssigner:
         num_classes: ``C``.
         topk: positives per ground truth at most (10 as in YOLOv8/TOOD).
         alpha, beta: exponents of the classification score and the overlap.
-        metric: overlap ``"iou"`` | ``"nwd"`` | ``"sabl"``.
+        metric: overlap ``"iou"`` | ``"ciou"`` | ``"nwd"`` | ``"sabl"``.
         center_radius: candidate radius around the box centre in strides (0 = off).
+        widen_tiny: for candidate selection only, widen box sides shorter than the
+            second-finest anchor stride to that stride (ultralytics' tiny-box rule).
         kappa, mod_beta, C, modulation: SABL/NWD parameters of the metric (pixels).
     """
 
@@ -111,6 +118,7 @@ class TaskAlignedAssigner:
     beta: float = 6.0
     metric: str = "iou"
     center_radius: float = 0.0
+    widen_tiny: bool = False
     kappa: float = KAPPA
     mod_beta: float = BETA
     C: float = SABL_C
@@ -127,6 +135,8 @@ class TaskAlignedAssigner:
         """Overlap in ``[0, 1]`` of matched ``Tensor[N, 4]`` pairs under :attr:`metric`."""
         if self.metric == "iou":
             return box_iou_pairs(pred_boxes, gt_boxes)
+        if self.metric == "ciou":
+            return complete_box_iou_pairs(pred_boxes, gt_boxes).clamp(min=0)
         if self.metric == "nwd":
             return normalized_wasserstein_distance(pred_boxes, gt_boxes, C=self.C)
         return sabl_overlap(
@@ -179,7 +189,10 @@ class TaskAlignedAssigner:
         gt_boxes = gt_boxes.float()
         x = anchor_points[:, 0].float()[None, None]  # [1, 1, A]
         y = anchor_points[:, 1].float()[None, None]
-        x1, y1, x2, y2 = (gt_boxes[..., i : i + 1] for i in range(4))  # [B, M, 1] each
+        candidate_boxes = gt_boxes
+        if self.widen_tiny:
+            candidate_boxes = widen_tiny_sides(gt_boxes, anchor_strides)
+        x1, y1, x2, y2 = (candidate_boxes[..., i : i + 1] for i in range(4))  # [B, M, 1] each
         candidate = (
             (x > x1 + self.eps) & (x < x2 - self.eps) & (y > y1 + self.eps) & (y < y2 - self.eps)
         )  # [B, M, A]
@@ -241,6 +254,27 @@ class TaskAlignedAssigner:
         soft = torch.exp(pos_log_align - max_log_align[pos_gt]) * max_overlap[pos_gt]
         target_scores[pb, pa, labels[pb, pm]] = soft
         return Assignment(fg_mask, matched, target_boxes, target_scores)
+
+
+def widen_tiny_sides(gt_boxes: Tensor, anchor_strides: Tensor) -> Tensor:
+    """Boxes whose sides shorter than the second-finest stride are widened to it, about the centre.
+
+    The candidate rule of ultralytics 8.4's ``TaskAlignedAssigner`` (``stride_val``: the second
+    entry of the model's strides, the only one with a single level). Width and height are
+    widened independently; longer sides are unchanged.
+
+    Args:
+        gt_boxes: ``Tensor[..., 4]`` xyxy pixels.
+        anchor_strides: ``Tensor[A]`` stride of each anchor in pixels.
+
+    Returns:
+        ``Tensor[..., 4]`` xyxy pixels.
+    """
+    strides = torch.unique(anchor_strides.float())  # sorted ascending
+    floor = strides[1] if strides.numel() > 1 else strides[0]
+    centre = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2
+    size = (gt_boxes[..., 2:] - gt_boxes[..., :2]).clamp(min=floor)
+    return torch.cat([centre - size / 2, centre + size / 2], dim=-1)
 
 
 def _lexsort(*keys: Tensor) -> Tensor:

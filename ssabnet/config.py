@@ -62,11 +62,19 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 3.0
     schedule: str = "cosine"  # cosine | linear
+    # step: the lr follows the schedule every optimizer step, decaying after the warm-up;
+    # epoch: ultralytics' way, the decay set once per epoch over the whole run (warm-up ramps
+    # per step towards that epoch's value).
+    lr_step: str = "step"  # step | epoch
     final_lr_ratio: float = 0.01  # lr at the last epoch = lr * final_lr_ratio
     ema: bool = True
     ema_decay: float = 0.9999
     amp: bool = True  # only takes effect on CUDA
     grad_clip: float = 10.0  # max grad-norm; 0 disables
+    # Backpropagate loss x batch size (ultralytics' v8DetectionLoss returns it so): with AdamW
+    # only the clipping changes (grad_clip then bounds a batch-times-larger gradient); with SGD
+    # the effective lr grows by the batch size too.
+    loss_times_batch: bool = False
     mosaic: float = 1.0  # probability
     close_mosaic: int = 10  # last N epochs without mosaic (standard YOLO practice)
     hflip: float = 0.5
@@ -79,11 +87,18 @@ class TrainConfig:
     deterministic: bool = True
     translate: float = 0.1  # random shift, fraction of imgsz
     min_box_size: float = 2.0  # px: augmented boxes smaller than this are dropped (and counted)
+    min_visible: float = 0.3  # augmented boxes keeping less of their area in the image: dropped
     ema_tau: float = 2000.0  # EMA decay ramp length in optimizer steps
     save_every_steps: int = 0  # also write last.pt every N steps inside an epoch; 0 = per epoch
     conf_threshold: float = 0.001  # validation: low, so AP integrates the whole PR curve
     nms_iou: float = 0.6
     max_det: int = 500  # VisDrone's official toolkit scores at most 500 detections per image
+
+    def __post_init__(self) -> None:
+        if self.lr_step not in ("step", "epoch"):
+            raise ConfigError(f"train.lr_step: unknown value {self.lr_step!r}; expected step|epoch")
+        if not 0.0 <= self.min_visible <= 1.0:
+            raise ConfigError(f"train.min_visible must be in [0, 1], got {self.min_visible}")
 
 
 @dataclass(frozen=True)

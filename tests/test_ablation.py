@@ -41,6 +41,16 @@ def test_variants_are_the_two_factors():
     assert all(BASELINE_LOSS[k] != SABL_LOSS[k] for k in BASELINE_LOSS)
 
 
+def test_ssa_part_variants_add_or_remove_one_part_with_the_baseline_loss():
+    expect = {"baseline-p2": "baseline-s-p2", "p2+fade": "baseline-s-p2-fade",
+              "p2+blur": "baseline-s-p2-blur", "ssa-nearest": "ssabnet-s-nearest",
+              "ssa-noalign": "ssabnet-s-noalign"}  # fmt: skip
+    for name, model in expect.items():
+        cfg = merge(Config(), VARIANTS[name].overrides("s"))
+        assert cfg.model.name == model
+        assert {k: getattr(cfg.loss, k) for k in BASELINE_LOSS} == BASELINE_LOSS
+
+
 def test_parse_seeds_and_variants():
     assert parse_seeds("3") == (0, 1, 2)
     assert parse_seeds("0,5,7") == (0, 5, 7)
@@ -193,3 +203,20 @@ def test_report_needs_runs(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="no finished ablation runs"):
         write_report(tmp_path)
     assert main(["ablate", "--report-only", "--out", str(tmp_path)]) == 2
+
+
+def test_report_has_one_gains_table_per_reference():
+    from ssabnet.ablation import format_report
+
+    rows = [
+        {"reference": ref, "variant": var, "bucket": bucket, "ap_ref": 0.2, "ap_variant": 0.25,
+         "delta": 0.05, "ci_low": 0.01, "ci_high": 0.09, "p_value": 0.01, "n_gt": 10}
+        for ref, variants in (("baseline", ("baseline-p2", "ssa")), ("baseline-p2", ("ssa",)))
+        for var in variants
+        for bucket in ("all", "tiny")
+    ]  # fmt: skip
+    text = format_report(None, pd.DataFrame(), pd.DataFrame(rows))
+    assert "AP50 gain over `baseline` (" in text and "AP50 gain over `baseline-p2` (" in text
+    second = text.split("AP50 gain over `baseline-p2`")[1]
+    assert "| ssa | **+5.0 [+1.0, +9.0]** | **+5.0 [+1.0, +9.0]** |" in second
+    assert "| baseline-p2 |" not in second

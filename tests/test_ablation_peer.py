@@ -75,3 +75,27 @@ def test_yolo_copy_round_trips_and_rebuilds(peer, synthetic_root: Path, tmp_path
     assert (root / "manifest.json").stat().st_mtime_ns == stamp
     peer.prepare_yolo_data(root, train, load_dataset(synthetic_root / "train"), specs)
     assert len(list((root / "images" / "val").iterdir())) == len(train.records)  # rebuilt
+
+
+def test_differences_list_only_what_the_recipe_leaves_different(peer, synthetic_root: Path):
+    from ssabnet.config import Config, merge
+
+    train = load_dataset(synthetic_root / "train")
+    args = {"epochs": 20, "device": "cpu"}
+
+    def topics(cfg: Config) -> set[str]:
+        found = peer.differences(cfg, args, train, "shared", [4, 8, 16, 32])
+        return {d.split(":")[0] for d in found}
+
+    plain = topics(Config())
+    assert {"assigner candidates", "assigner overlap", "loss scale", "lr schedule"} <= plain
+    assert any("shorter than 8 px" in d for d in
+               peer.differences(Config(), args, train, "shared", [4, 8, 16, 32]))  # fmt: skip
+    parity = merge(Config(), {
+        "loss": {"assigner_widen_tiny": True, "assigner_metric": "ciou"},
+        "train": {"loss_times_batch": True, "lr_step": "epoch"},
+    })  # fmt: skip
+    left = topics(parity)
+    assert not left & {"assigner candidates", "assigner overlap", "loss scale", "lr schedule"}
+    assert "augmentation code" in left  # always: ultralytics' own augmentation code
+    assert "CIoU" in peer.PEER_LOSS and "IoU metric" not in peer.PEER_LOSS

@@ -161,3 +161,45 @@ def test_bad_arguments():
         TaskAlignedAssigner(num_classes=3, metric="giou")
     with pytest.raises(ValueError, match="pred_scores has 3 classes, expected 5"):
         assign(TaskAlignedAssigner(num_classes=5))
+
+
+def test_widen_tiny_sides_hand_case():
+    from ssabnet.assign import widen_tiny_sides
+
+    strides = torch.tensor([4.0] * 6 + [8.0] * 3 + [16.0])  # second-finest stride: 8 px
+    boxes = torch.tensor([[10.0, 10.0, 12.0, 30.0], [0.0, 0.0, 20.0, 20.0], [5.0, 5.0, 5.0, 5.0]])
+    expected = torch.tensor([[7.0, 10.0, 15.0, 30.0], [0.0, 0.0, 20.0, 20.0], [1, 1, 9, 9]])
+    torch.testing.assert_close(widen_tiny_sides(boxes, strides), expected)
+    # one level: its own stride
+    torch.testing.assert_close(
+        widen_tiny_sides(boxes[:1], torch.full((3,), 10.0)), torch.tensor([[6.0, 10, 16, 30]])
+    )
+
+
+def test_widen_tiny_gives_candidates_and_keeps_the_true_target_box():
+    # A 2x2 px object whose box holds no anchor centre (anchors at x = 5, 15, 25, 35; stride 10):
+    # widened to 10x10 about its centre (17, 5) it holds anchor 1 at (15, 5).
+    gt_boxes = torch.tensor([[[16.0, 4.0, 18.0, 6.0]]])
+    args = (SCORES, PRED_BOXES, ANCHORS, STRIDES, GT_LABELS[:, :1], gt_boxes, GT_MASK[:, :1])
+    assert TaskAlignedAssigner(num_classes=3)(*args).num_fg == 0
+    out = TaskAlignedAssigner(num_classes=3, widen_tiny=True)(*args)
+    assert out.fg_mask.tolist() == [[False, True, False, False]]
+    torch.testing.assert_close(out.target_boxes[0, 1], gt_boxes[0, 0])  # not the widened box
+    # IoU of anchor 1's box [10, 0, 20, 10] with the 2x2 object: 4 / 100
+    torch.testing.assert_close(out.target_scores[0, 1, 2], torch.tensor(0.04))
+
+
+def test_ciou_metric_ranks_clamps_and_sets_soft_targets():
+    from ssabnet.losses.box import complete_box_iou_pairs
+
+    gt_boxes = GT_BOXES[:, :1]  # [0, 0, 20, 10], candidates: anchors 0 and 1
+    pred = PRED_BOXES.clone()
+    pred[0, 0] = torch.tensor([0.0, 0.0, 2.0, 10.0])  # IoU 0.1, but far centre: CIoU < 0
+    args = (SCORES, pred, ANCHORS, STRIDES, GT_LABELS[:, :1], gt_boxes, GT_MASK[:, :1])
+    by_iou = TaskAlignedAssigner(num_classes=3, topk=2, metric="iou")(*args)
+    assert by_iou.fg_mask.tolist() == [[True, True, False, False]]
+    by_ciou = TaskAlignedAssigner(num_classes=3, topk=2, metric="ciou")(*args)
+    assert by_ciou.fg_mask.tolist() == [[False, True, False, False]]
+    ciou = complete_box_iou_pairs(pred[0, 1:2], gt_boxes[0])[0]
+    assert 0.4 < ciou.item() < 0.45  # IoU 0.5 - centre term 0.05 - aspect term
+    torch.testing.assert_close(by_ciou.target_scores[0, 1, 2], ciou)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import random
@@ -134,3 +135,29 @@ def test_lr_schedule_warmup_cosine_linear():
     opt.step()
     sched.step()
     assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"])
+
+
+def test_lr_schedule_per_epoch_like_ultralytics():
+    # 10 epochs x 20 steps, 20 warm-up steps: f(e / 10) per epoch, cosine from 1 to 0.01.
+    def f(progress: float) -> float:
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    args = (200, 20, "cosine", 0.01)
+    assert lr_factor(5, *args, steps_per_epoch=20) == pytest.approx(6 / 21 * f(0.0))
+    assert lr_factor(20, *args, steps_per_epoch=20) == pytest.approx(f(0.1))
+    assert lr_factor(39, *args, steps_per_epoch=20) == pytest.approx(f(0.1))  # constant in epoch
+    assert lr_factor(40, *args, steps_per_epoch=20) == pytest.approx(f(0.2))
+    last = lr_factor(199, *args, steps_per_epoch=20)
+    assert last == pytest.approx(f(0.9)) and last > 0.01  # the last epoch stays above lrf
+    # per step (default) decays from the end of the warm-up instead
+    assert lr_factor(20, *args) == pytest.approx(1.0)
+
+
+def test_train_config_checks_lr_step_and_min_visible():
+    from ssabnet.config import ConfigError, TrainConfig
+
+    assert TrainConfig(lr_step="epoch", min_visible=0.1).lr_step == "epoch"
+    with pytest.raises(ConfigError, match="train.lr_step"):
+        TrainConfig(lr_step="batch")
+    with pytest.raises(ConfigError, match="train.min_visible"):
+        TrainConfig(min_visible=1.5)

@@ -70,3 +70,48 @@ def test_train_then_val_beats_untrained_model(tmp_path):
     # Measured on the 2-core VM: untrained 0.0066; trained 0.10-0.18 (the value moved as the
     # model and loss code evolved). Thresholds keep a 2.5x margin on the trained value.
     assert trained_ap50 > 0.04 and trained_ap50 > 4 * base["AP50"], (base["AP50"], trained_ap50)
+
+
+def _one_step_update(loss_scale: float, grad_clip: float) -> torch.Tensor:
+    """Weight change of one SGD step (lr 1) of a 1x1 conv under ``train_one_epoch``."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+
+    from ssabnet.engine.distributed import DistEnv
+    from ssabnet.engine.train import train_one_epoch
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 1, bias=False)
+    start = conv.weight.detach().clone()
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, images):
+            return {"y": self.conv(images)}
+
+    images = torch.full((2, 1, 2, 2), 255, dtype=torch.uint8)
+    metas = [SimpleNamespace(num_dropped=0, image_id=str(i)) for i in range(2)]
+    loader = DataLoader([0], batch_size=1, collate_fn=lambda _: (images, [{}, {}], metas))
+    optimizer = torch.optim.SGD(conv.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    terms = train_one_epoch(
+        Net(), lambda out, t: {"loss": out["y"].mean()}, loader, optimizer, scheduler, None,
+        scaler, 0, env=env, grad_clip=grad_clip, loss_scale=loss_scale, progress=False,
+    )  # fmt: skip
+    assert terms["loss"] == pytest.approx(float(start.item()))  # logged loss is not scaled
+    return conv.weight.detach() - start
+
+
+def test_loss_scale_multiplies_the_gradient_before_clipping():
+    # d mean(w * 1) / dw = 1: the step is -loss_scale without clipping ...
+    torch.testing.assert_close(_one_step_update(1.0, 0.0), torch.full((1, 1, 1, 1), -1.0))
+    torch.testing.assert_close(_one_step_update(8.0, 0.0), torch.full((1, 1, 1, 1), -8.0))
+    # ... and the clip bounds the scaled gradient: a clip of 4 cuts 8 to 4 but leaves 1 alone
+    torch.testing.assert_close(_one_step_update(8.0, 4.0), torch.full((1, 1, 1, 1), -4.0))
+    torch.testing.assert_close(_one_step_update(1.0, 4.0), torch.full((1, 1, 1, 1), -1.0))

@@ -42,6 +42,38 @@ def test_preset_names_cover_scales_and_ablations() -> None:
         assert len(diffs) == 1, (name, diffs)
 
 
+def test_p2_baseline_is_ssabnet_with_every_ssa_part_off_and_additions_add_one() -> None:
+    from ssabnet.model.build import P2_ADDITIONS
+
+    for scale in "nsm":
+        plain = PRESETS[f"baseline-{scale}-p2"]
+        assert plain.use_p2 and plain.upsampler == "nearest" and plain.align == "none"
+        assert plain.fusion == "concat" and plain.downsample == "conv" and not plain.reduce_deep
+        # ssabnet-S with all SSA operators switched back is the plain P2 network (no confound
+        # left between "baseline-S-p2 vs ssabnet-S" other than the SSA parts).
+        stripped = resolve_config(
+            ModelConfig(name=f"ssabnet-{scale}", upsampler="nearest", align="none",
+                        fusion="concat", downsample="conv", reduce_deep=False)
+        )  # fmt: skip
+        assert {**vars(stripped), "name": None} == {**vars(plain), "name": None}
+        for suffix in P2_ADDITIONS:
+            added = PRESETS[f"baseline-{scale}-p2-{suffix}"]
+            diffs = [
+                f for f in vars(plain) if f != "name" and getattr(added, f) != getattr(plain, f)
+            ]
+            assert len(diffs) == 1, (suffix, diffs)
+            assert getattr(added, diffs[0]) == getattr(PRESETS[f"ssabnet-{scale}"], diffs[0])
+
+
+def test_p2_baseline_has_the_parameters_of_yolov8_p2() -> None:
+    # ultralytics 8.4.190 DetectionModel("yolov8n-p2.yaml", nc=10) has 2,927,880 parameters and
+    # yolov8n.yaml 3,012,798; each includes 16 in the fixed DFL projection conv that ours
+    # computes as a buffer-free expectation. Measured in .benchenv (docs/results.md).
+    params = {n: sum(p.numel() for p in build_model(n).parameters())
+              for n in ("baseline-n", "baseline-n-p2")}  # fmt: skip
+    assert params == {"baseline-n": 3_012_798 - 16, "baseline-n-p2": 2_927_880 - 16}
+
+
 @pytest.mark.parametrize("name", N_SCALE_PRESETS)
 def test_output_contract_for_every_preset(name: str) -> None:
     torch.manual_seed(0)

@@ -12,26 +12,41 @@ from functools import partial
 import torch
 
 
+def _decay(progress: float, schedule: str, final_ratio: float) -> float:
+    progress = min(1.0, max(0.0, progress))
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
+    return final_ratio + (1 - final_ratio) * shape
+
+
 def lr_factor(
     step: int,
     total_steps: int,
     warmup_steps: int,
     schedule: str = "cosine",
     final_ratio: float = 0.01,
+    steps_per_epoch: int = 0,
 ) -> float:
     """Multiplier of the base lr at optimizer ``step`` (0-based).
 
-    Warm-up: linear from ``1 / (warmup_steps + 1)`` to 1 over ``warmup_steps`` steps. Decay:
-    from 1 at the end of warm-up to ``final_ratio`` at ``total_steps`` (cosine or linear).
+    Per step (``steps_per_epoch = 0``): linear warm-up from ``1 / (warmup_steps + 1)`` to 1 over
+    ``warmup_steps`` steps, then decay from 1 at the end of warm-up to ``final_ratio`` at
+    ``total_steps`` (cosine or linear).
+
+    Per epoch (``steps_per_epoch > 0``, ultralytics' schedule): the decay ``f(e / E)`` over the
+    whole run (``E = total_steps / steps_per_epoch`` epochs) changes once per epoch ``e``, so
+    the last epoch runs at ``f((E - 1) / E)``, above ``final_ratio``; during the warm-up the
+    factor ramps linearly towards the current epoch's ``f``.
     """
     if schedule not in ("cosine", "linear"):
         raise ValueError(f"unknown lr schedule {schedule!r} (expected 'cosine' or 'linear')")
+    ramp = (step + 1) / (warmup_steps + 1) if step < warmup_steps else 1.0
+    if steps_per_epoch > 0:
+        epochs = max(1, round(total_steps / steps_per_epoch))
+        return ramp * _decay((step // steps_per_epoch) / epochs, schedule, final_ratio)
     if step < warmup_steps:
-        return (step + 1) / (warmup_steps + 1)
+        return ramp
     span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    shape = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
-    return final_ratio + (1 - final_ratio) * shape
+    return _decay((step - warmup_steps) / span, schedule, final_ratio)
 
 
 def build_scheduler(
@@ -40,8 +55,10 @@ def build_scheduler(
     warmup_steps: int,
     schedule: str = "cosine",
     final_ratio: float = 0.01,
+    steps_per_epoch: int = 0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A ``LambdaLR`` stepping :func:`lr_factor` once per optimizer step."""
+    """A ``LambdaLR`` stepping :func:`lr_factor` once per optimizer step (``steps_per_epoch >
+    0``: the decay changes once per epoch)."""
     lr_factor(0, total_steps, warmup_steps, schedule, final_ratio)  # validates ``schedule``
     fn = partial(
         lr_factor,
@@ -49,5 +66,6 @@ def build_scheduler(
         warmup_steps=warmup_steps,
         schedule=schedule,
         final_ratio=final_ratio,
+        steps_per_epoch=steps_per_epoch,
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)

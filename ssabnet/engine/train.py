@@ -110,6 +110,7 @@ def train_one_epoch(
     *,
     env: DistEnv,
     grad_clip: float = 10.0,
+    loss_scale: float = 1.0,
     amp: bool = False,
     start_batch: int = 0,
     loss_sums: dict[str, float] | None = None,
@@ -127,6 +128,8 @@ def train_one_epoch(
         criterion: ``criterion(outputs, targets) -> {"loss": scalar, "<term>": ...}``.
         loader: yields ``(uint8 images [B, 3, S, S], targets, metas)``.
         scheduler: stepped once per optimizer step.
+        loss_scale: the loss is multiplied by this before ``backward`` (``grad_clip`` applies
+            to the scaled gradient; the logged terms are not scaled).
         start_batch: batches of this epoch already done (mid-epoch resume; the loader's
             sampler must already skip them); ``loss_sums`` holds their summed terms.
         save_every_steps, save_state: every that many batches ``save_state(batches_done,
@@ -159,7 +162,7 @@ def train_one_epoch(
                 "images' annotations."
             )
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(loss * loss_scale if loss_scale != 1.0 else loss).backward()
         if grad_clip > 0:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -355,6 +358,7 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
             translate=tc.translate,
             hsv=tuple(tc.hsv),
             min_size=tc.min_box_size,
+            min_visible=tc.min_visible,
         )
         no_mosaic = dataclasses.replace(augment, mosaic=0.0)
         train_set = DetectionSamples(train_data.records, tc.imgsz, augment, seed=tc.seed)
@@ -383,6 +387,7 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
             round(tc.warmup_epochs * steps_per_epoch),
             tc.schedule,
             tc.final_lr_ratio,
+            steps_per_epoch=steps_per_epoch if tc.lr_step == "epoch" else 0,
         )
         ema = ModelEMA(model, tc.ema_decay, tc.ema_tau) if tc.ema else None
         use_amp = tc.amp and env.device.type == "cuda"
@@ -478,6 +483,7 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
                 epoch,
                 env=env,
                 grad_clip=tc.grad_clip,
+                loss_scale=float(tc.batch) if tc.loss_times_batch else 1.0,
                 amp=tc.amp,
                 start_batch=start_batch,
                 loss_sums=loss_sums,

@@ -49,8 +49,11 @@ class LossConfig:
     assigner_topk: int = 10
     assigner_alpha: float = 0.5
     assigner_beta: float = 6.0
-    assigner_metric: str = "sabl"  # iou | nwd | sabl (measured: docs/losses.md)
+    assigner_metric: str = "sabl"  # iou | ciou | nwd | sabl (measured: docs/losses.md)
     assigner_center_radius: float = 0.0  # strides; > 0 adds centre-radius candidates
+    # Candidate selection only: sides shorter than the second-finest stride widened to it
+    # (ultralytics 8.4's rule; 8 px with P2, 16 px without).
+    assigner_widen_tiny: bool = False
     # Varifocal loss (cls=varifocal).
     vfl_alpha: float = 0.75
     vfl_gamma: float = 2.0
@@ -63,7 +66,7 @@ class LossConfig:
             "sabl_modulation": (self.sabl_modulation, ("exp", "logistic")),
             "sabl_blend": (self.sabl_blend, ("terms", "loss")),
             "sabl_base": (self.sabl_base, ("ciou", "eiou")),
-            "assigner_metric": (self.assigner_metric, ("iou", "nwd", "sabl")),
+            "assigner_metric": (self.assigner_metric, ("iou", "ciou", "nwd", "sabl")),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

@@ -233,6 +233,7 @@ def build_criterion(loss_cfg: LossConfig, num_classes: int, reg_max: int) -> Cri
         beta=loss_cfg.assigner_beta,
         metric=loss_cfg.assigner_metric,
         center_radius=loss_cfg.assigner_center_radius,
+        widen_tiny=loss_cfg.assigner_widen_tiny,
         kappa=loss_cfg.sabl_kappa,
         mod_beta=loss_cfg.sabl_beta,
         C=loss_cfg.nwd_C,

@@ -2,6 +2,15 @@
 
 Presets are fully specified ``ModelConfig`` values; ablations are derived from their base with
 ``dataclasses.replace`` (one part switched each). Variant names map explicitly to classes below.
+
+Families (``S`` = ``n``, ``s`` or ``m``):
+
+* ``baseline-S``: YOLOv8 (P3-P5, nearest-upsampling PAN-FPN, concat fusion, strided convs).
+* ``baseline-S-p2``: the same network with the stride-4 level: the YOLOv8-P2 architecture
+  (``yolov8-p2.yaml``). The fair reference for SSA, which also predicts on P2..P5.
+* ``baseline-S-p2-<part>``: the P2 baseline plus ONE SSA part (:data:`P2_ADDITIONS`).
+* ``ssabnet-S``: all SSA parts; ``ssabnet-S-<suffix>``: one part switched off or swapped
+  (:data:`ABLATIONS`).
 """
 
 from __future__ import annotations
@@ -54,6 +63,17 @@ ABLATIONS: dict[str, dict[str, object]] = {
     "noreduce": {"reduce_deep": False},
 }
 
+# One SSA part added to baseline-<scale>-p2: suffix -> field changes. With ABLATIONS' "nearest",
+# "noalign", "nogate" and "noblur" (one part removed from ssabnet) they answer "what does each
+# SSA part add over a plain P2 model".
+P2_ADDITIONS: dict[str, dict[str, object]] = {
+    "fade": {"upsampler": "fade"},
+    "flow": {"align": "flow"},
+    "gate": {"fusion": "gate"},
+    "blur": {"downsample": "blur"},
+    "reduce": {"reduce_deep": True},
+}
+
 
 def _presets() -> dict[str, ModelConfig]:
     presets: dict[str, ModelConfig] = {}
@@ -70,6 +90,13 @@ def _presets() -> dict[str, ModelConfig]:
             reduce_deep=False,
             **common,
         )
+        plain_p2 = dataclasses.replace(
+            presets[f"baseline-{scale}"], name=f"baseline-{scale}-p2", use_p2=True
+        )
+        presets[plain_p2.name] = plain_p2
+        for suffix, changes in P2_ADDITIONS.items():
+            name = f"{plain_p2.name}-{suffix}"
+            presets[name] = dataclasses.replace(plain_p2, name=name, **changes)
         # k_up = 3 (not FADE/CARAFE's 5): a 2.8x cheaper reassembly at P2 for little loss.
         full = ModelConfig(
             name=f"ssabnet-{scale}",

@@ -1,7 +1,8 @@
 """Model configuration (owned by the model package; composed into :class:`ssabnet.config.Config`).
 
 ``name`` picks a preset from :data:`ssabnet.model.build.PRESETS` (``baseline-{n,s,m}``,
-``ssabnet-{n,s,m}`` and one-part ablations such as ``ssabnet-s-noalign``). Every architecture
+``baseline-{n,s,m}-p2`` (YOLOv8-P2), ``ssabnet-{n,s,m}``, one-part ablations such as
+``ssabnet-s-noalign`` and one-part additions such as ``baseline-s-p2-fade``). Every architecture
 field left at ``None`` takes the preset's value; a value set here overrides it, e.g.
 ``model: {name: ssabnet-s, upsampler: carafe, up_kernel: 5}`` in an experiment YAML.
 """
