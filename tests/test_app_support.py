@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ssabnet.error_analysis import error_counts, missed_objects, precision_recall_curve
+from ssabnet.analysis import error_counts, missed_objects, precision_recall_curve
 from ssabnet.evaluation import MatchTables
 from ssabnet.paths import UnsafePathError, resolve_under
 from ssabnet.runs import (

@@ -13,7 +13,7 @@ import plotly.express as px  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from ssabnet.error_analysis import precision_recall_curve  # noqa: E402
+from ssabnet.analysis import precision_recall_curve  # noqa: E402
 from ssabnet.evaluation import MatchTables, bootstrap_ap_difference  # noqa: E402
 from ssabnet.runs import compare_metrics  # noqa: E402
 from ssabnet.scales import size_bucket_names  # noqa: E402

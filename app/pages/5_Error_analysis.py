@@ -12,7 +12,7 @@ import common  # noqa: E402
 import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from ssabnet.error_analysis import error_counts, missed_objects  # noqa: E402
+from ssabnet.analysis import error_counts, missed_objects  # noqa: E402
 from ssabnet.scales import size_bucket_names  # noqa: E402
 from ssabnet.visualize import crop_with_context, draw_boxes  # noqa: E402
 

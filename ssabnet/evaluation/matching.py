@@ -18,12 +18,25 @@ Tables (pandas):
 prediction arrays), ``label``, ``class_name``, ``score``, ``x1, y1, x2, y2``, ``size``
 (``sqrt(w*h)``), ``size_bucket``, ``status`` (``tp`` / ``fp`` / ``ignored`` (on an ignore GT) /
 ``in_ignore_region`` / ``over_max_dets``), ``tp`` (bool), ``matched_gt`` (record object index or
--1), ``iou``.
+-1), ``iou`` (with the matched GT, NaN when unmatched), and the *evidence* of the error
+taxonomy (:mod:`ssabnet.analysis.taxonomy`), measured against the real objects of the image
+(evaluated GT outside ignore regions, every class, matched or not; plain IoU):
+
+* ``best_iou``, ``best_gt``, ``best_gt_class``, ``best_gt_size_bucket``: the object of any class
+  with the highest IoU (0.0 / -1 / None / None when the image has none);
+* ``cls_iou``, ``cls_gt``: the same for objects of the detection's own class;
+* ``other_iou``, ``other_gt``: the same for objects of another class;
+* ``dupe_iou``, ``dupe_gt``: the same for objects of its own class already matched (``tp``).
+
+Ties keep the first object in record order (``argmax``), as TIDE does.
 
 ``gts``: one row per record object -- ``image_id``, ``gt_index``, ``label``, ``class_name``,
 ``x1..y2``, ``size``, ``size_bucket``, ``occlusion``, ``truncation``, ``status`` (``tp`` / ``fn`` /
 ``ignore`` (ignore GT or no class) / ``in_ignore_region``), ``matched`` (bool), ``det_index``,
-``det_score``, ``iou``.
+``det_score``, ``iou`` (of the matched detection), and the detection of any class *nearest* to
+the object among the matched ones (kept: not cut by the cap, not in an ignore region):
+``near_iou`` (0.0 when the image has none), ``near_det`` (-1), ``near_score`` (NaN),
+``near_class`` (None). For a missed object this says whether something was close.
 """
 
 from __future__ import annotations
@@ -110,6 +123,54 @@ def greedy_match(overlap: np.ndarray, gt_crowd: np.ndarray, threshold: float = M
     return det_gt, det_iou
 
 
+def _best_column(iou: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise max of ``iou`` over the ``mask``-ed columns: ``(value, column)``, with 0.0 / -1
+    where no column qualifies or none overlaps (the first column on ties, ``argmax``)."""
+    if iou.shape[1] == 0:
+        return np.zeros(iou.shape[0]), np.full(iou.shape[0], -1, dtype=np.int64)
+    masked = np.where(mask, iou, -1.0)
+    col = np.argmax(masked, axis=1)
+    value = masked[np.arange(len(col)), col]
+    found = value > 0
+    return np.where(found, value, 0.0), np.where(found, col, -1).astype(np.int64)
+
+
+def _evidence(
+    pred: Mapping[str, np.ndarray],
+    gt_boxes: np.ndarray,
+    gt_labels: np.ndarray,
+    gt_real: np.ndarray,
+    gt_used: np.ndarray,
+    det_kept: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The taxonomy's evidence of one image (see the module docstring for the columns).
+
+    Args:
+        gt_real: ``bool[G]`` evaluated objects outside ignore regions (the candidates).
+        gt_used: ``bool[G]`` objects matched by a detection.
+        det_kept: indices of the detections the matcher saw (for the objects' ``near_*``).
+    """
+    iou = pairwise_overlap(
+        np.asarray(pred["boxes"], dtype=np.float64).reshape(-1, 4), gt_boxes,
+        np.zeros(len(gt_boxes), dtype=bool),
+    )  # fmt: skip  # [D, G]
+    same = pred["labels"][:, None] == gt_labels[None, :]
+    real = gt_real[None, :]
+    out = {}
+    out["best_iou"], out["best_gt"] = _best_column(iou, real)
+    out["cls_iou"], out["cls_gt"] = _best_column(iou, real & same)
+    out["other_iou"], out["other_gt"] = _best_column(iou, real & ~same)
+    out["dupe_iou"], out["dupe_gt"] = _best_column(iou, real & same & gt_used[None, :])
+    near_iou, near_col = _best_column(iou[det_kept].T, np.ones((1, len(det_kept)), dtype=bool))
+    out["near_iou"] = near_iou
+    out["near_det"] = (
+        np.where(near_col >= 0, det_kept[np.maximum(near_col, 0)], -1)
+        if len(det_kept)
+        else np.full(len(gt_boxes), -1, dtype=np.int64)
+    )
+    return out
+
+
 def _image_tables(
     record: ImageRecord,
     pred: Mapping[str, np.ndarray],
@@ -156,6 +217,16 @@ def _image_tables(
     det_size = box_size(pred["boxes"])
     gt_size = box_size(gt_boxes)
     buckets = np.array(size_bucket_names(), dtype=object)
+    gt_bucket = buckets[size_bucket_index(gt_size)]
+    evidence = _evidence(
+        pred, gt_boxes, np.asarray(record.labels, dtype=np.int64), usable & evaluated,
+        gt_status == "tp", kept,
+    )  # fmt: skip
+    best_gt = evidence["best_gt"]
+    has_best = best_gt >= 0
+    gt_labels_named = names[np.asarray(record.labels, dtype=np.int64)]
+    near_det = evidence["near_det"]
+    has_near = near_det >= 0
     dets_table = {
         "image_id": np.full(num_dets, record.image_id, dtype=object),
         "det_index": np.arange(num_dets, dtype=np.int64),
@@ -170,6 +241,15 @@ def _image_tables(
         "tp": det_status == "tp",
         "matched_gt": det_gt,
         "iou": det_iou,
+        "best_iou": evidence["best_iou"],
+        "best_gt": best_gt,
+        "best_gt_class": np.where(has_best, gt_labels_named[np.maximum(best_gt, 0)], None)
+        if num_objects else np.full(num_dets, None, dtype=object),
+        "best_gt_size_bucket": np.where(has_best, gt_bucket[np.maximum(best_gt, 0)], None)
+        if num_objects else np.full(num_dets, None, dtype=object),
+        "cls_iou": evidence["cls_iou"], "cls_gt": evidence["cls_gt"],
+        "other_iou": evidence["other_iou"], "other_gt": evidence["other_gt"],
+        "dupe_iou": evidence["dupe_iou"], "dupe_gt": evidence["dupe_gt"],
     }  # fmt: skip
     gts_table = {
         "image_id": np.full(num_objects, record.image_id, dtype=object),
@@ -178,7 +258,7 @@ def _image_tables(
         "class_name": names[np.asarray(record.labels, dtype=np.int64)],
         "x1": gt_boxes[:, 0], "y1": gt_boxes[:, 1], "x2": gt_boxes[:, 2], "y2": gt_boxes[:, 3],
         "size": gt_size,
-        "size_bucket": buckets[size_bucket_index(gt_size)],
+        "size_bucket": gt_bucket,
         "occlusion": np.asarray(record.occlusion, dtype=np.int64),
         "truncation": np.asarray(record.truncation, dtype=np.int64),
         "status": gt_status,
@@ -186,6 +266,12 @@ def _image_tables(
         "det_index": gt_det,
         "det_score": gt_score,
         "iou": gt_iou,
+        "near_iou": evidence["near_iou"],
+        "near_det": near_det,
+        "near_score": np.where(has_near, pred["scores"][np.maximum(near_det, 0)], np.nan)
+        if num_dets else np.full(num_objects, np.nan),
+        "near_class": np.where(has_near, names[pred["labels"][np.maximum(near_det, 0)]], None)
+        if num_dets else np.full(num_objects, None, dtype=object),
     }  # fmt: skip
     return dets_table, gts_table
 
@@ -228,18 +314,24 @@ def coco_interpolated_ap(tp_sorted: np.ndarray, fp_sorted: np.ndarray, num_gt: f
     return coco_interpolated_ap_from_cumsums(tp, fp, num_gt)
 
 
-def coco_interpolated_ap_from_cumsums(tp: np.ndarray, fp: np.ndarray, num_gt: float) -> float:
+def coco_interpolated_ap_from_cumsums(
+    tp: np.ndarray, fp: np.ndarray, num_gt: float, recall_thresholds: np.ndarray | None = None
+) -> float:
     """COCOeval ``accumulate``'s AP from cumulative TP/FP counts ``float[D]`` (``num_gt > 0``).
 
     ``precision = tp / (tp + fp + eps)`` made non-increasing from the right, sampled at the
     first detection reaching each recall in ``0:0.01:1`` (0 past the last recall), averaged.
+    ``recall_thresholds`` replaces COCOeval's ``np.linspace(0, 1, 101)`` (tidecv uses
+    ``i / 100``, which differs in the last bit at some thresholds, e.g. 0.3).
     """
+    if recall_thresholds is None:
+        recall_thresholds = _RECALL_THRESHOLDS
     if len(tp) == 0:
         return 0.0
     recall = tp / num_gt
     precision = tp / (tp + fp + np.spacing(1))
     precision = np.maximum.accumulate(precision[::-1])[::-1]
-    idx = np.searchsorted(recall, _RECALL_THRESHOLDS, side="left")
+    idx = np.searchsorted(recall, recall_thresholds, side="left")
     sampled = np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0)
     return float(sampled.mean())
 

@@ -1,10 +1,11 @@
-"""Error analysis on saved matching tables: PR curves, TP/FN/FP counts, missed objects.
+"""Counts and curves on saved matching tables: PR curves, TP/FN/FP counts, missed objects.
 
 Everything here reads the tables of :mod:`ssabnet.evaluation.matching` (IoU 0.5, ``all`` area
 range) -- no re-inference. Size buckets follow :mod:`ssabnet.evaluation.bootstrap`: a TP counts
 in the bucket of the ground truth it matched, an FP in the bucket of its own size, and only GT
 with status ``tp``/``fn`` are positives (ignored objects, objects in ignore regions and
-detections past the per-image cap count nowhere).
+detections past the per-image cap count nowhere). Counts take a confidence ``threshold``
+(detections scoring below it are dropped, so an object matched only by them is missed).
 """
 
 from __future__ import annotations
@@ -74,10 +75,18 @@ def precision_recall_curve(
     )
 
 
-def error_counts(tables: MatchTables, by: str = "size_bucket") -> pd.DataFrame:
-    """TP, FN and FP counts (and recall) per group.
+def _found(gts: pd.DataFrame, threshold: float) -> pd.Series:
+    score = gts["det_score"].fillna(-np.inf)
+    return (gts["status"] == "tp") & (score >= threshold)
+
+
+def error_counts(
+    tables: MatchTables, by: str = "size_bucket", threshold: float = 0.0
+) -> pd.DataFrame:
+    """TP, FN and FP counts (and recall) per group, at a confidence threshold.
 
     Args:
+        threshold: count detections with ``score >= threshold`` only (0: all of them).
         by: ``"size_bucket"`` (rows in bucket order), ``"class_name"`` or ``"occlusion"``
             (GT occlusion level; detections have none, so ``fp`` is 0 there and the FP total
             is reported in the row ``"(detections)"``).
@@ -90,12 +99,15 @@ def error_counts(tables: MatchTables, by: str = "size_bucket") -> pd.DataFrame:
         raise ValueError(f"unknown grouping {by!r}; expected one of {GROUPINGS}")
     dets, gts = tables.dets, tables.gts
     gt_groups = gts[by].astype(str) if by == "occlusion" else gts[by]
-    tp = gts.loc[gts["status"] == "tp"].groupby(gt_groups[gts["status"] == "tp"]).size()
-    fn = gts.loc[gts["status"] == "fn"].groupby(gt_groups[gts["status"] == "fn"]).size()
+    found = _found(gts, threshold)
+    missed = gts["status"].isin(["tp", "fn"]) & ~found
+    tp = gts.loc[found].groupby(gt_groups[found]).size()
+    fn = gts.loc[missed].groupby(gt_groups[missed]).size()
+    is_fp = (dets["status"] == "fp") & (dets["score"] >= threshold)
     if by == "occlusion":
-        fp = pd.Series({"(detections)": int((dets["status"] == "fp").sum())})
+        fp = pd.Series({"(detections)": int(is_fp.sum())})
     else:
-        fp = dets.loc[dets["status"] == "fp"].groupby(by).size()
+        fp = dets.loc[is_fp].groupby(by).size()
     if by == "size_bucket":
         index = size_bucket_names()
     else:
@@ -118,8 +130,9 @@ def missed_objects(
     buckets: tuple[str, ...] = ("very_tiny", "tiny"),
     class_name: str | None = None,
     limit: int = 24,
+    threshold: float = 0.0,
 ) -> pd.DataFrame:
-    """Ground-truth objects that no detection found (status ``fn``), smallest first.
+    """Ground-truth objects that no detection scoring ``>= threshold`` found, smallest first.
 
     Returns:
         Rows of ``tables.gts`` (``image_id``, ``gt_index``, ``class_name``, ``x1..y2`` original
@@ -130,7 +143,11 @@ def missed_objects(
     if unknown:
         raise ValueError(f"unknown size bucket(s) {unknown}; expected {size_bucket_names()}")
     gts = tables.gts
-    missed = gts[(gts["status"] == "fn") & gts["size_bucket"].isin(buckets)]
+    missed = gts[
+        gts["status"].isin(["tp", "fn"])
+        & ~_found(gts, threshold)
+        & gts["size_bucket"].isin(buckets)
+    ]
     if class_name is not None:
         missed = missed[missed["class_name"] == class_name]
     missed = missed.sort_values(["size", "image_id", "gt_index"], kind="stable")
