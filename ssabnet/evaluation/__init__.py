@@ -15,6 +15,7 @@ from ssabnet.evaluation.results_io import (
     coco_results_to_predictions,
     predictions_to_coco_results,
     read_coco_results,
+    read_visdrone_results,
     write_coco_results,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "predictions_to_coco_results",
     "save_evaluation",
     "read_coco_results",
+    "read_visdrone_results",
     "write_coco_results",
     "write_metrics",
 ]

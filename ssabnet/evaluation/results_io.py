@@ -1,4 +1,8 @@
-"""COCO results files: read and validate, write, and convert to/from prediction dicts.
+"""Results files: read and validate, write, and convert to/from prediction dicts.
+
+Two on-disk formats are read into the same prediction dicts: COCO results JSON
+(:func:`read_coco_results`) and a folder of official VisDrone-DET result txts
+(:func:`read_visdrone_results`).
 
 A COCO results file is a JSON list of ``{"image_id": int, "category_id": int,
 "bbox": [x, y, w, h], "score": float}`` in original image pixels. Image ids follow
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -21,6 +26,7 @@ import numpy as np
 
 from ssabnet.data.coco import coco_image_ids
 from ssabnet.data.record import DatasetInfo, ImageRecord
+from ssabnet.errors import InputFileError
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
 
 Predictions = dict[str, dict[str, np.ndarray]]
@@ -180,3 +186,132 @@ def write_coco_results(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(predictions_to_coco_results(predictions, info, records)))
     return path
+
+
+#: Fields of one VisDrone-DET result line (the last two are -1 in results).
+VISDRONE_RESULT_FIELDS = (
+    "bbox_left", "bbox_top", "bbox_width", "bbox_height", "score", "object_category",
+    "truncation", "occlusion",
+)  # fmt: skip
+
+
+def _parse_visdrone_result_line(text: str, where: str) -> tuple[list[float], float, int]:
+    """One ``x,y,w,h,score,category,t,o`` line -> ``([x, y, w, h], score, category)``."""
+    fields = [f.strip() for f in text.split(",")]
+    if len(fields) == 9 and fields[8] == "":
+        fields = fields[:8]  # trailing comma, as many published result files have
+    if len(fields) != 8:
+        raise InputFileError(
+            f"{where}: expected 8 comma-separated values (x,y,w,h,score,category,-1,-1), "
+            f"got {len(fields)}: {text.strip()[:120]!r}"
+        )
+    values = []
+    for name, field in zip(VISDRONE_RESULT_FIELDS, fields, strict=True):
+        try:
+            values.append(float(field))
+        except ValueError:
+            raise InputFileError(f"{where}: {name} {field!r} is not a number") from None
+    x, y, w, h, score, category = values[:6]
+    if not all(math.isfinite(v) for v in values):
+        raise InputFileError(f"{where}: NaN or infinite value in {text.strip()[:120]!r}")
+    if w < 0 or h < 0:
+        raise InputFileError(f"{where}: negative box size (width {w:g}, height {h:g})")
+    if not 0.0 <= score <= 1.0:
+        raise InputFileError(f"{where}: score {score:g} outside [0, 1]")
+    if category != int(category):
+        raise InputFileError(f"{where}: object_category {category:g} is not an integer")
+    return [x, y, w, h], score, int(category)
+
+
+def read_visdrone_results(
+    folder: str | Path,
+    info: DatasetInfo,
+    records: Iterable[ImageRecord],
+    *,
+    category_to_label: Mapping[int, int] | None = None,
+    allow_extra: bool = False,
+) -> Predictions:
+    """Read a folder of official VisDrone-DET result files into contract-4 prediction dicts.
+
+    The format (what the official toolkit and ``ssabnet predict --format visdrone`` use): one
+    ``<image_id>.txt`` per image (an id with ``/`` is a sub-folder), one detection per line,
+    ``bbox_left,bbox_top,bbox_width,bbox_height,score,object_category,-1,-1`` in original image
+    pixels. Accepted as real files have them: empty files (no detection), blank lines, CRLF
+    line endings, a UTF-8 BOM, and a trailing comma after the eighth field. Row order inside an
+    image is kept (the official protocol truncates to the first 500 rows in file order).
+    Boxes are returned as ``xyxy`` float64.
+
+    Args:
+        folder: the folder of ``.txt`` files.
+        info: the dataset (its ``native_ids`` are the categories, VisDrone 1..10).
+        records: the evaluated images; each needs ``<image_id>.txt`` in ``folder``.
+        category_to_label: category id -> contiguous label (default: ``info.native_ids``).
+        allow_extra: ignore ``.txt`` files of images not in ``records`` (counted in a warning)
+            instead of raising.
+
+    Raises:
+        InputFileError: naming ``file:line`` for a malformed line (not 8 numbers), a NaN or
+            infinite value, a negative width or height, a score outside ``[0, 1]``, or a
+            category that is not an evaluated class; naming the file or folder for a missing
+            folder, a folder without ``.txt`` files, a record without its file, a file of an
+            unknown image (unless ``allow_extra``), or a file that is not UTF-8 text.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(f"VisDrone results folder not found: {folder}")
+    records = list(records)
+    if category_to_label is None:
+        category_to_label = {native: label for label, native in enumerate(info.native_ids)}
+    # keyed by the path below ``folder`` without ``.txt`` (UAVDT-style ids "seq/img000001")
+    files = {
+        p.relative_to(folder).with_suffix("").as_posix(): p
+        for p in folder.rglob("*.txt")
+        if p.is_file()
+    }
+    if not files:
+        raise InputFileError(f"{folder}: no .txt result files (expected <image>.txt per image)")
+    wanted = {r.image_id for r in records}
+    missing = sorted(wanted - set(files))
+    if missing:
+        raise InputFileError(
+            f"{folder}: {len(missing)} of {len(wanted)} evaluated images have no result file, "
+            f"e.g. {missing[0]}.txt (write an empty file for an image without detections)"
+        )
+    extra = sorted(set(files) - wanted)
+    if extra and not allow_extra:
+        raise InputFileError(
+            f"{files[extra[0]]}: result file of an image not in the evaluated dataset "
+            f"({len(extra)} such files)"
+        )
+    if extra:
+        warnings.warn(
+            f"{folder}: ignored {len(extra)} result files of images not in the evaluated "
+            f"dataset, e.g. {extra[0]}.txt",
+            stacklevel=2,
+        )
+    predictions: Predictions = {}
+    for record in records:
+        path = files[record.image_id]
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(f"{path}: not a UTF-8 text file ({exc})") from exc
+        xywh, scores, labels = [], [], []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            box, score, category = _parse_visdrone_result_line(line, f"{path}:{number}")
+            if category not in category_to_label:
+                raise InputFileError(
+                    f"{path}:{number}: object_category {category} is not an evaluated class "
+                    f"(known: {sorted(category_to_label)})"
+                )
+            xywh.append(box)
+            scores.append(score)
+            labels.append(category_to_label[category])
+        predictions[record.image_id] = {
+            "boxes": boxes_xywh_to_xyxy(np.array(xywh, dtype=np.float64).reshape(-1, 4)),
+            "scores": np.array(scores, dtype=np.float64),
+            "labels": np.array(labels, dtype=np.int64),
+        }
+    return predictions
