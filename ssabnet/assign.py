@@ -14,7 +14,7 @@ For every ground-truth box ``m`` and anchor ``a`` of an image:
    ``metric``: ``"iou"``, ``"ciou"`` (CIoU clamped at 0, as ultralytics ranks; it also sets the
    soft targets and settles conflicts), ``"nwd"`` (normalized Wasserstein, never 0 for disjoint
    boxes) or
-   ``"sabl"`` (``mu(s) NWD + (1 - mu(s)) IoU``, see :func:`ssabnet.losses.sabl.sabl_overlap`).
+   ``"sabl"`` (``mu(s) NWD + (1 - mu(s)) IoU``, see :func:`ssabnet.ops.overlaps.sabl_overlap`).
 3. *Positives*: the ``topk`` candidates with the largest ``t > 0``. (Candidates with ``t = 0``
    would get a zero target score and zero box weight, i.e. behave as negatives, so they are
    left negative.) An anchor claimed by several ground truths keeps the one it overlaps most.
@@ -34,9 +34,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ssabnet.losses.box import box_iou_pairs, complete_box_iou_pairs
-from ssabnet.losses.nwd import normalized_wasserstein_distance
-from ssabnet.losses.sabl import BETA, KAPPA, SABL_C, sabl_overlap
+from ssabnet.ops.overlaps import (
+    BETA,
+    KAPPA,
+    SABL_C,
+    box_iou_pairs,
+    complete_box_iou_pairs,
+    normalized_wasserstein_distance,
+    sabl_overlap,
+)
 
 METRICS = ("iou", "ciou", "nwd", "sabl")
 

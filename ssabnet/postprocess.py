@@ -13,6 +13,7 @@ import torch
 from torchvision.ops import batched_nms, box_iou
 
 from ssabnet.data.transforms import LetterboxParams
+from ssabnet.ops.anchors import decode_boxes
 from ssabnet.ops.boxes import clip_boxes_xyxy
 
 # Candidates kept per image before NMS: with conf 0.001 and 10 classes an untrained model would
@@ -82,8 +83,6 @@ def postprocess(
     Returns:
         See :func:`select_detections`; boxes are xyxy pixels of the (letterboxed) input.
     """
-    from ssabnet.model.head import decode_boxes
-
     pred_boxes = decode_boxes(
         outputs["box_logits"], outputs["anchor_points"], outputs["anchor_strides"]
     )

@@ -190,7 +190,7 @@ def test_widen_tiny_gives_candidates_and_keeps_the_true_target_box():
 
 
 def test_ciou_metric_ranks_clamps_and_sets_soft_targets():
-    from ssabnet.losses.box import complete_box_iou_pairs
+    from ssabnet.ops.overlaps import complete_box_iou_pairs
 
     gt_boxes = GT_BOXES[:, :1]  # [0, 0, 20, 10], candidates: anchors 0 and 1
     pred = PRED_BOXES.clone()

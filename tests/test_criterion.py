@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from ssabnet.losses import LossConfig, box_iou_pairs, box_loss, build_criterion
+from ssabnet.losses import LossConfig, box_loss, build_criterion
 from ssabnet.losses.classification import bce_loss
-from ssabnet.model.head import decode_boxes
+from ssabnet.ops.anchors import decode_boxes
+from ssabnet.ops.overlaps import box_iou_pairs
 
 NUM_CLASSES, REG_MAX, IMAGE = 3, 16, 128
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssabnet.engine.predict import predict_image, slice_windows, tile_origins
-from ssabnet.model.head import make_anchors
+from ssabnet.ops.anchors import make_anchors
 
 
 class BlobDetector(nn.Module):

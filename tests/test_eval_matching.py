@@ -8,12 +8,8 @@ from test_eval_coco import INFO2, pred, record
 from test_eval_support import VISDRONE_INFO, noisy_predictions, visdrone_sample_records
 
 from ssabnet.evaluation import Evaluator, MatchTables, evaluate_predictions
-from ssabnet.evaluation.matching import (
-    ap50_from_tables,
-    coco_interpolated_ap,
-    greedy_match,
-    pairwise_overlap,
-)
+from ssabnet.evaluation.matching import ap50_from_tables, coco_interpolated_ap, greedy_match
+from ssabnet.ops.boxes import pairwise_overlap
 
 
 def test_greedy_match_prefers_normal_gt_then_best_then_last_tie():

@@ -11,21 +11,19 @@ import torchvision.ops as tv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssabnet.losses import (
-    BOX_LOSSES,
+from ssabnet.losses import BOX_LOSSES, box_loss, nwd_constant_from_sizes, sabl_loss
+from ssabnet.losses.balance import scale_balance_weights
+from ssabnet.ops.overlaps import (
     box_iou_pairs,
-    box_loss,
     complete_box_iou_pairs,
     distance_box_iou_pairs,
     efficient_box_iou_pairs,
     generalized_box_iou_pairs,
     normalized_wasserstein_distance,
-    nwd_constant_from_sizes,
-    sabl_loss,
+    pair_geometry,
     scale_modulation,
     wasserstein_distance,
 )
-from ssabnet.losses.balance import scale_balance_weights
 
 KINDS = tuple(BOX_LOSSES)
 GT = torch.tensor([[0.0, 0.0, 10.0, 10.0]], dtype=torch.float64)
@@ -303,8 +301,6 @@ def test_scale_balance_weights_hand_case():
 
 
 def test_lean_iou_equals_shared_geometry_iou():
-    from ssabnet.losses.box import pair_geometry
-
     g = torch.Generator().manual_seed(8)
     a = torch.randn(500, 4, generator=g, dtype=torch.float64) * 20  # many reversed boxes
     b = torch.randn(500, 4, generator=g, dtype=torch.float64) * 20

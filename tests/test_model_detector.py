@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from ssabnet.model import PRESETS, ModelConfig, build_model, capture_features, decode_boxes
+from ssabnet.model import PRESETS, ModelConfig, build_model, capture_features
 from ssabnet.model.build import resolve_config
-from ssabnet.model.head import make_anchors
 from ssabnet.model.info import model_info
+from ssabnet.ops.anchors import decode_boxes, make_anchors
 
 N_SCALE_PRESETS = sorted(n for n in PRESETS if n.endswith("-n") or "-n-" in n)
 

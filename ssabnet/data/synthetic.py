@@ -54,6 +54,7 @@ import numpy as np
 from ssabnet.data.images import make_default_permissions
 from ssabnet.data.record import ImageRecord
 from ssabnet.data.visdrone import write_visdrone_annotation
+from ssabnet.ops.boxes import intersection_over_area
 
 #: Bump when the rendered output changes (stored in ``synthetic.json``).
 GENERATOR_VERSION = 1
@@ -298,13 +299,9 @@ def _sample_objects(rng: np.random.Generator, count: int, scale: float):
     return classes, size * np.exp(log_aspect / 2), size * np.exp(-log_aspect / 2)
 
 
-def _box_overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection area of ``box[4]`` with each of ``boxes[N, 4]`` over ``box``'s area."""
-    if not len(boxes):
-        return np.zeros(0)
-    iw = np.maximum(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0)
-    ih = np.maximum(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0)
-    return iw * ih / max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
+def _covered_fraction(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Fraction of ``box[4]``'s area covered by each of ``boxes[N, 4]``, ``float64[N]``."""
+    return intersection_over_area(box[None], np.asarray(boxes).reshape(-1, 4))[0]
 
 
 def _fit_frame(cx, cy, w, h, jitter_rad, flip) -> _Frame:
@@ -390,7 +387,7 @@ def render_scene(
         bw, bh = rng.uniform(40, 170, 2)
         x0, y0 = rng.uniform(-20, width - 20), rng.uniform(-20, height - 20)
         box = np.array([x0, y0, x0 + bw, y0 + bh])
-        if _box_overlap(box, road_rects).max(initial=0) > 0:
+        if _covered_fraction(box, road_rects).max(initial=0) > 0:
             continue
         off = sun * rng.uniform(6, 16)
         pts = np.array([[x0, y0], [x0 + bw, y0], [x0 + bw, y0 + bh], [x0, y0 + bh]])
@@ -498,11 +495,11 @@ def render_scene(
             box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
             if margin > 0 and (box[0] < 0 or box[1] < 0 or box[2] > width or box[3] > height):
                 continue
-            if _box_overlap(box, roof_boxes).max(initial=0) > 0.1:
+            if _covered_fraction(box, roof_boxes).max(initial=0) > 0.1:
                 continue
-            if _box_overlap(box, blocked_regions).max(initial=0) > 0.3:
+            if _covered_fraction(box, blocked_regions).max(initial=0) > 0.3:
                 continue
-            if placed and _box_overlap(box, placed_boxes[: len(placed)]).max() > max_overlap:
+            if placed and _covered_fraction(box, placed_boxes[: len(placed)]).max() > max_overlap:
                 continue
             jitter = math.radians(rng.normal(0, 6)) if not is_person else 0.0
             frame = _fit_frame(cx, cy, w, h, jitter, bool(rng.random() < 0.5) and not is_person)
@@ -589,7 +586,7 @@ def render_scene(
         hidden_canopy = (
             canopy_sum[y2, x2] - canopy_sum[y1, x2] - canopy_sum[y2, x1] + canopy_sum[y1, x1]
         ) / visible_area
-        hidden_objects = _box_overlap(box, all_boxes[i + 1 :]).max(initial=0.0)
+        hidden_objects = _covered_fraction(box, all_boxes[i + 1 :]).max(initial=0.0)
         hidden = max(float(hidden_canopy), float(hidden_objects))
         if hidden > 0.85:
             continue  # practically invisible: not annotated (and not ignored either)

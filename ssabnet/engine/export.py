@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ssabnet.ops.anchors import decode_boxes
 from ssabnet.postprocess import select_detections
 
 EXPORT_FORMATS = ("torchscript", "onnx")
@@ -28,8 +29,6 @@ class InferenceGraph(nn.Module):
         self.model = model
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from ssabnet.model.head import decode_boxes
-
         outputs = self.model(images)
         pred_boxes = decode_boxes(
             outputs["box_logits"], outputs["anchor_points"], outputs["anchor_strides"]

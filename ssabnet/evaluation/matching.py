@@ -50,7 +50,7 @@ import pandas as pd
 
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.evaluation.ignore import ImageView
-from ssabnet.ops.boxes import box_area, box_size
+from ssabnet.ops.boxes import box_size, pairwise_overlap
 from ssabnet.scales import size_bucket_index, size_bucket_names
 
 MATCH_IOU = 0.5
@@ -79,23 +79,12 @@ class MatchTables(NamedTuple):
         return cls(pd.read_parquet(out_dir / DETS_FILE), pd.read_parquet(out_dir / GTS_FILE))
 
 
-def pairwise_overlap(det_boxes: np.ndarray, gt_boxes: np.ndarray, gt_crowd: np.ndarray):
-    """COCO bbox overlap ``float64[D, G]``: IoU, or intersection / det area for crowd GT."""
-    lt = np.maximum(det_boxes[:, None, :2], gt_boxes[None, :, :2])
-    rb = np.minimum(det_boxes[:, None, 2:], gt_boxes[None, :, 2:])
-    wh = np.clip(rb - lt, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    det_area = box_area(det_boxes)[:, None]
-    union = np.where(gt_crowd[None, :], det_area, det_area + box_area(gt_boxes)[None, :] - inter)
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 def greedy_match(overlap: np.ndarray, gt_crowd: np.ndarray, threshold: float = MATCH_IOU):
     """COCOeval's greedy assignment for detections already in descending score order.
 
     Args:
-        overlap: ``float[D, G]`` from :func:`pairwise_overlap`, GT columns with normal GT
-            first and crowd (ignore) GT last.
+        overlap: ``float[D, G]`` from :func:`ssabnet.ops.boxes.pairwise_overlap`, GT columns
+            with normal GT first and crowd (ignore) GT last.
         gt_crowd: ``bool[G]``.
 
     Returns:

@@ -34,22 +34,21 @@ import numpy as np
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.evaluation.ignore import ignore_region_integral_image, in_ignore_regions_integral
 from ssabnet.evaluation.matching import greedy_match
-from ssabnet.ops.boxes import boxes_xyxy_to_xywh
+from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh, pairwise_overlap
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
 
 def overlap_xywh(det_xywh: np.ndarray, gt_xywh: np.ndarray, gt_ignore: np.ndarray) -> np.ndarray:
     """``compOas.m``: ``float64[D, G]`` IoU, or intersection / det area for an ignore GT."""
-    det_end = det_xywh[:, None, :2] + det_xywh[:, None, 2:]
-    gt_end = gt_xywh[None, :, :2] + gt_xywh[None, :, 2:]
-    wh = np.minimum(det_end, gt_end) - np.maximum(det_xywh[:, None, :2], gt_xywh[None, :, :2])
-    positive = (wh[..., 0] > 0) & (wh[..., 1] > 0)
-    inter = np.where(positive, wh[..., 0] * wh[..., 1], 0.0)
-    det_area = (det_xywh[:, 2] * det_xywh[:, 3])[:, None]
-    gt_area = (gt_xywh[:, 2] * gt_xywh[:, 3])[None, :]
-    union = np.where(gt_ignore[None, :], det_area, det_area + gt_area - inter)
-    return np.where(positive, inter / np.where(positive, union, 1.0), 0.0)
+    # The toolkit's areas are its widths x heights (not recomputed from the corners).
+    return pairwise_overlap(
+        boxes_xywh_to_xyxy(det_xywh),
+        boxes_xywh_to_xyxy(gt_xywh),
+        gt_ignore,
+        det_areas=det_xywh[:, 2] * det_xywh[:, 3],
+        gt_areas=gt_xywh[:, 2] * gt_xywh[:, 3],
+    )
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:

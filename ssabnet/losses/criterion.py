@@ -39,14 +39,8 @@ from ssabnet.losses.balance import scale_balance_weights
 from ssabnet.losses.classification import bce_loss, varifocal_loss
 from ssabnet.losses.config import LossConfig
 from ssabnet.losses.dfl import distribution_focal_loss
+from ssabnet.ops.anchors import decode_boxes
 from ssabnet.ops.boxes import box_size, boxes_xyxy_to_ltrb
-
-
-def _model_decode_boxes() -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """``ssabnet.model.head.decode_boxes``, imported late (the model package imports config)."""
-    from ssabnet.model.head import decode_boxes
-
-    return decode_boxes
 
 
 def pad_targets(
@@ -120,8 +114,8 @@ class Criterion:
     balance_gamma: float = 0.5
     vfl_alpha: float = 0.75
     vfl_gamma: float = 2.0
-    # Box decoder (box_logits, anchor_points, anchor_strides) -> xyxy px; None: the model's.
-    decode: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+    # Box decoder (box_logits, anchor_points, anchor_strides) -> xyxy px, as the model's head.
+    decode: Callable[[Tensor, Tensor, Tensor], Tensor] = decode_boxes
 
     def assign(
         self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]]
@@ -141,8 +135,7 @@ class Criterion:
             raise ValueError(f"{len(targets)} targets for a batch of {batch} images")
         anchor_points = outputs["anchor_points"].float()
         anchor_strides = outputs["anchor_strides"].float()
-        decode = self.decode or _model_decode_boxes()
-        pred_boxes = decode(box_logits.float(), anchor_points, anchor_strides).float()
+        pred_boxes = self.decode(box_logits.float(), anchor_points, anchor_strides).float()
         gt_boxes, gt_labels, gt_mask, regions, region_mask = pad_targets(
             targets, self.num_classes, cls_logits.device
         )

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from ssabnet.losses.api import box_loss, box_loss_params
-from ssabnet.losses.sabl import BETA, KAPPA, scale_modulation
 from ssabnet.ops.boxes import boxes_cxcywh_to_xyxy
+from ssabnet.ops.overlaps import BETA, KAPPA, scale_modulation
 
 DIRECTIONS = ("x", "y", "xy", "size")
 CURVE_COLUMNS = [

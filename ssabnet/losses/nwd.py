@@ -10,59 +10,17 @@ and ``NWD = exp(-sqrt(W2^2) / C)``. Unlike IoU it is never exactly 0 for disjoin
 loss ``1 - NWD`` keeps a gradient however far apart the boxes are. ``W2`` is in the boxes' unit
 (input **pixels** in SSABNet), so ``C`` is in pixels too: :func:`nwd_constant_from_sizes`.
 
-Functions are elementwise over broadcastable ``Tensor[..., 4]`` xyxy boxes (see
-:mod:`ssabnet.losses.box` for dtype handling).
+The distance itself (:func:`ssabnet.ops.overlaps.normalized_wasserstein_distance`) lives with
+the other overlaps in :mod:`ssabnet.ops.overlaps`; here are the loss and the rule for ``C``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from ssabnet.losses.box import EPS, PairGeometry, check_boxes, compute_dtype, reduce_loss
-
-#: The paper's value for AI-TOD (mean absolute object size 12.8 px); SABL's default is 12.
-NWD_C_AITOD = 12.8
-
-
-def wasserstein_from_geometry(g: PairGeometry, eps: float = EPS) -> Tensor:
-    """``W2 = ||(dcx, dcy, dw/2, dh/2)||`` from shared pair terms, ``Tensor[...]`` >= 0.
-
-    The square root is taken of ``max(W2^2, eps^2)`` so identical boxes have a finite (zero)
-    gradient instead of ``0/0``.
-    """
-    w2_sq = (
-        g.centre_dx**2 + g.centre_dy**2 + ((g.pred_w - g.gt_w) ** 2 + (g.pred_h - g.gt_h) ** 2) / 4
-    )
-    return w2_sq.clamp(min=eps * eps).sqrt()
-
-
-def wasserstein_distance(pred_boxes: Tensor, gt_boxes: Tensor, eps: float = EPS) -> Tensor:
-    """Gaussian 2-Wasserstein distance ``W2`` (not squared) of matched pairs, ``Tensor[...]``."""
-    check_boxes(pred_boxes, gt_boxes)
-    dtype = compute_dtype(pred_boxes, gt_boxes)
-    px1, py1, px2, py2 = pred_boxes.to(dtype).unbind(-1)
-    gx1, gy1, gx2, gy2 = gt_boxes.to(dtype).unbind(-1)
-    dw = (px2 - px1).clamp(min=0) - (gx2 - gx1).clamp(min=0)
-    dh = (py2 - py1).clamp(min=0) - (gy2 - gy1).clamp(min=0)
-    dcx = (px1 + px2 - gx1 - gx2) / 2
-    dcy = (py1 + py2 - gy1 - gy2) / 2
-    w2_sq = dcx**2 + dcy**2 + (dw**2 + dh**2) / 4
-    return w2_sq.clamp(min=eps * eps).sqrt()
-
-
-def normalized_wasserstein_distance(
-    pred_boxes: Tensor, gt_boxes: Tensor, C: float = NWD_C_AITOD, eps: float = EPS
-) -> Tensor:
-    """``NWD = exp(-W2 / C)`` of matched pairs, ``Tensor[...]`` in ``(0, 1]``.
-
-    Args:
-        C: normalising constant in the boxes' unit (pixels).
-    """
-    if C <= 0:
-        raise ValueError(f"NWD constant C must be > 0, got {C}")
-    return torch.exp(-wasserstein_distance(pred_boxes, gt_boxes, eps) / C)
+from ssabnet.losses.box import reduce_loss
+from ssabnet.ops.overlaps import EPS, NWD_C_AITOD, normalized_wasserstein_distance
 
 
 def nwd_loss(

@@ -17,8 +17,11 @@ e^-1``). Alternative readings, for ablations:
 * ``blend="loss"``: blend whole losses, ``m(s) (1 - NWD) + (1 - m(s)) L_base`` with
   ``base="ciou"`` or ``"eiou"``.
 
-The *balancing* part (per-size-bucket normalisation of the box-loss weights) needs the whole
-batch and lives in :func:`ssabnet.losses.balance.scale_balance_weights`.
+The modulation ``mu(s)`` (:func:`ssabnet.ops.overlaps.scale_modulation`) and the assigner's
+SABL quality (:func:`ssabnet.ops.overlaps.sabl_overlap`) are box math shared with the assigner
+and live in :mod:`ssabnet.ops.overlaps`. The *balancing* part (per-size-bucket normalisation of
+the box-loss weights) needs the whole batch and lives in
+:func:`ssabnet.losses.balance.scale_balance_weights`.
 """
 
 from __future__ import annotations
@@ -26,40 +29,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ssabnet.losses.box import (
+from ssabnet.losses.box import reduce_loss
+from ssabnet.ops.overlaps import (
+    BETA,
     EPS,
+    KAPPA,
+    SABL_C,
     aspect_term,
     centre_distance_ratio,
+    gt_size,
     pair_geometry,
-    reduce_loss,
+    scale_modulation,
+    wasserstein_from_geometry,
 )
-from ssabnet.losses.nwd import wasserstein_from_geometry
 
-KAPPA = 32.0  # px: the COCO small/medium border, where the hand-over happens
-BETA = 6.0  # steepness: mu(16 px) = 0.98, mu(32 px) = 0.37, mu(48 px) = 1e-5
-SABL_C = 12.0  # px: close to the mean object size of VisDrone at 640 px
-
-MODULATIONS = ("exp", "logistic")
 BLENDS = ("terms", "loss")
 BASES = ("ciou", "eiou")
-
-
-def scale_modulation(
-    sizes: Tensor, kappa: float = KAPPA, beta: float = BETA, modulation: str = "exp"
-) -> Tensor:
-    """Small-object weight ``mu(s)`` in ``[0, 1]``, decreasing in ``s`` (``Tensor`` like ``sizes``).
-
-    ``"exp"``: ``exp(-(s/kappa)^beta)``; ``"logistic"``: ``1 / (1 + (s/kappa)^beta)``.
-    Sizes are in pixels; negative sizes count as 0 (``mu = 1``).
-    """
-    if kappa <= 0 or beta <= 0:
-        raise ValueError(f"SABL needs kappa > 0 and beta > 0, got kappa={kappa}, beta={beta}")
-    ratio_pow = (sizes.clamp(min=0) / kappa) ** beta
-    if modulation == "exp":
-        return torch.exp(-ratio_pow)
-    if modulation == "logistic":
-        return 1 / (1 + ratio_pow)
-    raise ValueError(f"unknown SABL modulation {modulation!r}; expected one of {MODULATIONS}")
 
 
 def sabl_loss(
@@ -106,7 +91,7 @@ def sabl_loss(
     if base not in BASES:
         raise ValueError(f"unknown SABL base loss {base!r}; expected one of {BASES}")
     g = pair_geometry(pred_boxes, gt_boxes, eps)
-    mu = scale_modulation(_gt_size(g, eps), kappa, beta, modulation)
+    mu = scale_modulation(gt_size(g, eps), kappa, beta, modulation)
     wasserstein_penalty = 1 - torch.exp(-wasserstein_from_geometry(g, eps) / C)
     euclid_penalty = centre_distance_ratio(g, eps)
     if blend == "terms":
@@ -130,29 +115,3 @@ def sabl_loss(
             )
         loss = mu * wasserstein_penalty + (1 - mu) * base_loss
     return reduce_loss(loss, reduction)
-
-
-def sabl_overlap(
-    pred_boxes: Tensor,
-    gt_boxes: Tensor,
-    *,
-    kappa: float = KAPPA,
-    beta: float = BETA,
-    C: float = SABL_C,
-    modulation: str = "exp",
-    eps: float = EPS,
-) -> Tensor:
-    """The assigner's SABL quality ``mu(s) NWD + (1 - mu(s)) IoU`` in ``[0, 1]``, ``Tensor[...]``.
-
-    ``s`` is the size of ``gt_boxes``; NWD uses ``C`` (px). Tiny objects are ranked by NWD, which
-    is never 0, large ones by IoU.
-    """
-    g = pair_geometry(pred_boxes, gt_boxes, eps)
-    mu = scale_modulation(_gt_size(g, eps), kappa, beta, modulation)
-    nwd = torch.exp(-wasserstein_from_geometry(g, eps) / C)
-    return mu * nwd + (1 - mu) * g.iou
-
-
-def _gt_size(g, eps: float) -> Tensor:
-    """``sqrt(w_gt h_gt)``, with a finite gradient at zero area."""
-    return (g.gt_w * g.gt_h).clamp(min=eps * eps).sqrt()

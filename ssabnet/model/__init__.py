@@ -15,7 +15,6 @@ _EXPORTS = {
     "resolve_config": "ssabnet.model.build",
     "ModelConfig": "ssabnet.model.config",
     "SSABNet": "ssabnet.model.detector",
-    "decode_boxes": "ssabnet.model.head",
     "capture_features": "ssabnet.model.taps",
     "model_info": "ssabnet.model.info",
 }

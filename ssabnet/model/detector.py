@@ -31,7 +31,7 @@ class SSABNet(nn.Module):
 
     * ``cls_logits``: ``Tensor[B, A, num_classes]`` pre-sigmoid class scores;
     * ``box_logits``: ``Tensor[B, A, 4, reg_max]`` DFL bin logits of distances (l, t, r, b) in
-      stride units (decode with :func:`ssabnet.model.head.decode_boxes`);
+      stride units (decode with :func:`ssabnet.ops.anchors.decode_boxes`);
     * ``anchor_points``: ``Tensor[A, 2]`` ``(x, y)`` cell centres in input pixels;
     * ``anchor_strides``: ``Tensor[A]`` stride of each anchor in pixels;
 
