@@ -1,18 +1,21 @@
-"""Start the Streamlit analysis app (``app/ssabnet_app.py``) on 127.0.0.1.
+"""Start the Streamlit analysis app (``ssabnet/app/ssabnet_app.py``) on 127.0.0.1.
 
 Streamlit itself runs in a subprocess (``python -m streamlit run``), so ``import ssabnet`` never
-imports it. The app reads its settings from environment variables (see ``app/common.py``).
+imports it. The app reads its settings from environment variables (see ``ssabnet/app/common.py``).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
-APP_FILE = Path(__file__).resolve().parents[1] / "app" / "ssabnet_app.py"
+#: The Streamlit entry page, shipped as part of the package (``ssabnet/app/``).
+APP_FILE = Path(str(resources.files("ssabnet.app") / "ssabnet_app.py"))
 
 
 def app_environment(
@@ -49,7 +52,7 @@ def app_environment(
 def app_command(port: int = 8501, headless: bool = True, address: str = "127.0.0.1") -> list[str]:
     """``python -m streamlit run app/ssabnet_app.py`` with the server flags we use."""
     if not APP_FILE.is_file():
-        raise FileNotFoundError(f"app not found at {APP_FILE} (is ssabnet installed editable?)")
+        raise FileNotFoundError(f"app not found at {APP_FILE} (a broken ssabnet installation?)")
     return [
         sys.executable, "-m", "streamlit", "run", str(APP_FILE),
         "--server.headless", "true" if headless else "false",
@@ -88,17 +91,38 @@ def launch_app(
     data_roots: Sequence[str | Path] = (),
     headless: bool = False,
 ) -> int:
-    """Run the app in the foreground until Ctrl-C; returns the server's exit code."""
+    """Run the app in the foreground until Ctrl-C, SIGTERM or SIGHUP; returns the exit code.
+
+    The Streamlit server is a child process: a signal that stops this process stops it too
+    (forwarded as SIGTERM, then SIGKILL after 10 s), so the port is never left served.
+    Ctrl-C returns 0; SIGTERM/SIGHUP return ``128 + signal number`` like a shell.
+    """
     process = start_app(
         runs, data, port=port, compare=compare, data_roots=data_roots, headless=headless
     )
+    received: list[int] = []
+
+    def forward(signum: int, _frame) -> None:
+        received.append(signum)
+        if process.poll() is None:
+            process.terminate()
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
     print(f"SSABNet app on http://127.0.0.1:{port}  (Ctrl-C to stop)", flush=True)
+    code = 0
     try:
-        return process.wait()
+        code = process.wait()
     except KeyboardInterrupt:
         process.terminate()
-        process.wait(timeout=10)
-        return 0
+    finally:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 + received[0] if received else code
 
 
 __all__ = ["APP_FILE", "app_command", "app_environment", "launch_app", "start_app"]

@@ -323,8 +323,9 @@ def _run_changes(args: argparse.Namespace, train_flags: tuple[str, ...]) -> dict
 
 
 def _catalog_exists(name: str) -> bool:
-    root = Path(__file__).resolve().parents[1] / "data_catalog"
-    return (root / f"{name}.yaml").is_file()
+    from ssabnet.data.catalog import list_cards
+
+    return name in list_cards()
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from ssabnet.data.catalog import (
     load_card,
 )
 
-REPO_CATALOG = Path(__file__).resolve().parents[1] / "data_catalog"
+REPO_CATALOG = Path(__file__).resolve().parents[1] / "ssabnet" / "data_catalog"
 EXPECTED_CARDS = {
     "visdrone-det-train",
     "visdrone-det-val",
@@ -92,7 +92,8 @@ def test_repo_cards_are_complete_and_valid():
 def test_relative_root_is_relative_to_project_and_env_overrides(monkeypatch):
     monkeypatch.delenv("SSABNET_DATA", raising=False)
     card = load_card(REPO_CATALOG / "syndrone-demo-val.yaml")
-    assert card.root == REPO_CATALOG.parent / "data" / "syndrone" / "val"
+    # packaged cards resolve against the checkout (the repo root, two levels above the cards)
+    assert card.root == REPO_CATALOG.parents[1] / "data" / "syndrone" / "val"
     assert card.generate.num_images == 32 and card.generate.size == (320, 256)
     monkeypatch.setenv("SSABNET_DATA", "/somewhere")
     assert load_card(REPO_CATALOG / "syndrone-demo-val.yaml").root == Path(

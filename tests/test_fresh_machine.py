@@ -8,19 +8,27 @@ would not catch on a machine where earlier sessions installed extra packages by 
 * a copy of exactly what ``git clone`` gives (tracked + new unignored files) has no ``.venv``,
   data or runs, and its ``make -n setup``/``demo``/``test`` create the venv, install the pins,
   the package and the browser test's Debian packages;
-* every third-party module imported by the package, app, tests, scripts and benchmarks belongs to
-  a distribution that ``requirements.txt`` installs (directly or as a dependency), so nothing the
-  code needs was installed by hand.
+* every third-party module imported by the package (app included), tests, scripts and notebooks
+  belongs to a distribution that ``requirements.txt`` installs (directly or as a dependency), so
+  nothing the code needs was installed by hand;
+* a wheel built from the clone, installed (not editable) into a fresh venv, runs the demo and the
+  app from a folder outside the checkout.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata as metadata
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import sysconfig
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -107,12 +115,11 @@ def _installed_by_requirements() -> set[str]:
 
 
 def test_every_third_party_import_is_pinned():
+    tops = {"ssabnet", "tests", "scripts", "notebooks"}
     files = [
-        ROOT / name
-        for name in clone_files()
-        if name.endswith(".py") and name.split("/")[0] in {"ssabnet", "app", "tests", "scripts"}
+        ROOT / name for name in clone_files() if name.endswith(".py") and name.split("/")[0] in tops
     ]
-    local = {"ssabnet", "app", "tests", "conftest", "common"}
+    local = {"ssabnet", "tests", "conftest"}
     local |= {p.stem for p in files}  # scripts and app pages import their siblings
     third_party = _imported_modules(files) - set(sys.stdlib_module_names) - local
     installed = _installed_by_requirements()
@@ -123,3 +130,93 @@ def test_every_third_party_import_is_pinned():
         if not dists & installed:
             missing[module] = sorted(dists) or ["not installed"]
     assert not missing, f"imported but not installed by requirements.txt: {missing}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_the_demo_and_the_app(tmp_path: Path):
+    """``pip install`` of a wheel (not editable) works away from the source tree.
+
+    The wheel is built from exactly what a clone holds and installed into a fresh venv whose
+    third-party packages come from the test's own interpreter (a ``.pth`` line, so no 5 GB torch
+    reinstall). From a folder outside the checkout: ``ssabnet demo --budget tiny`` runs (catalog
+    cards and app pages come from package data) and ``ssabnet app`` serves; SIGTERM to
+    ``ssabnet app`` stops its Streamlit child, so the port is free again.
+    """
+    src = tmp_path / "src"
+    for name in clone_files():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, src / name)
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "-w", str(dist), str(src)],
+        check=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = dist.glob("ssabnet-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "outer_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    py, cli = venv / "bin" / "python", venv / "bin" / "ssabnet"
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True, timeout=300,
+    )  # fmt: skip
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "SSABNET_DATA"}}
+    env |= {"OMP_NUM_THREADS": "2", "SSABNET_SHARED": str(ROOT.parent / "shared")}
+    where = subprocess.run(
+        [str(py), "-c", "import ssabnet; print(ssabnet.__file__)"],
+        cwd=work, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert Path(where).is_relative_to(site), f"imported from {where}, not the installed wheel"
+
+    demo = subprocess.run(
+        [str(cli), "demo", "--budget", "tiny", "--no-app", "--no-fiftyone", "--no-progress",
+         "--out", "runs/demo"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert (work / "runs" / "demo" / "ssabnet-n" / "predictions.json").is_file()
+    root = subprocess.run(
+        [str(py), "-c", "from ssabnet.data.catalog import find_card; "
+         "print(find_card('syndrone-demo-val').root)"],
+        cwd=work, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert Path(root) == work / "data" / "syndrone" / "val", "packaged cards resolve in the cwd"
+
+    port = _free_port()
+    app = subprocess.Popen(
+        [str(cli), "app", "--runs", "runs/demo", "--port", str(port), "--headless"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while _get(f"http://127.0.0.1:{port}/_stcore/health") != "ok":
+            assert app.poll() is None, app.stdout.read()
+            assert time.monotonic() < deadline, "the app did not come up in 120 s"
+            time.sleep(1)
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(timeout=30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 15
+        while _get(f"http://127.0.0.1:{port}/_stcore/health") is not None:
+            assert time.monotonic() < deadline, "Streamlit still serves after SIGTERM"
+            time.sleep(0.5)
+    finally:
+        if app.poll() is None:
+            app.kill()

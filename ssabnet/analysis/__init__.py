@@ -11,6 +11,10 @@
   the printed table, ``errors.json``).
 
 No streamlit or fiftyone import here: the app and the FiftyOne integration call these.
+
+This module is also the analysis API of the edges: ``ssabnet.app`` and the notebooks import
+from :mod:`ssabnet` and from here only (runs, matching tables, bootstrap, size buckets, the
+drawing and feature-map helpers are re-exported below).
 """
 
 from ssabnet.analysis.counts import (
@@ -45,6 +49,37 @@ from ssabnet.analysis.threshold import (
     object_labels_at,
     objects_found,
 )
+from ssabnet.data.catalog import list_cards
+from ssabnet.data.loader import read_image_rgb
+from ssabnet.evaluation import MatchTables, bootstrap_ap_difference
+from ssabnet.losses.curves import modulation_curve
+from ssabnet.paths import UnsafePathError, resolve_under
+from ssabnet.runs import (
+    Run,
+    RunError,
+    RunInfo,
+    compare_metrics,
+    discover_runs,
+    load_run,
+    per_class_table,
+    run_info,
+    runs_summary,
+    scale_ap_table,
+    training_curves,
+)
+from ssabnet.scales import size_bucket_names
+from ssabnet.visualize import (
+    PRED_COLOR,
+    REDUCTIONS,
+    crop_with_context,
+    decode_image_bytes,
+    draw_boxes,
+    feature_heatmap,
+    kernel_at,
+    offset_magnitude,
+    overlay_heatmap,
+    run_with_taps,
+)
 
 __all__ = [
     "ALL",
@@ -72,4 +107,33 @@ __all__ = [
     "per_class_pr_curves",
     "precision_recall_curve",
     "tide_compat_tables",
+    "PRED_COLOR",
+    "REDUCTIONS",
+    "MatchTables",
+    "Run",
+    "RunError",
+    "RunInfo",
+    "UnsafePathError",
+    "bootstrap_ap_difference",
+    "compare_metrics",
+    "crop_with_context",
+    "decode_image_bytes",
+    "discover_runs",
+    "draw_boxes",
+    "feature_heatmap",
+    "kernel_at",
+    "list_cards",
+    "load_run",
+    "modulation_curve",
+    "offset_magnitude",
+    "overlay_heatmap",
+    "per_class_table",
+    "read_image_rgb",
+    "resolve_under",
+    "run_info",
+    "run_with_taps",
+    "runs_summary",
+    "scale_ap_table",
+    "size_bucket_names",
+    "training_curves",
 ]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import shlex
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import plotly.express as px
+import streamlit as st
 
-import common  # noqa: E402
-import plotly.express as px  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from ssabnet.analysis import error_counts, missed_objects  # noqa: E402
-from ssabnet.scales import size_bucket_names  # noqa: E402
-from ssabnet.visualize import crop_with_context, draw_boxes  # noqa: E402
+from ssabnet.analysis import (
+    crop_with_context,
+    draw_boxes,
+    error_counts,
+    missed_objects,
+    read_image_rgb,
+    size_bucket_names,
+)
+from ssabnet.app import common
 
 cfg = common.page_header(
     "Error analysis",
@@ -89,8 +90,6 @@ else:
         width="stretch",
     )
     if dataset is not None:
-        from ssabnet.data.loader import read_image_rgb
-
         records = dataset.by_id()
         columns = st.columns(6)
         for i, row in missed.iterrows():

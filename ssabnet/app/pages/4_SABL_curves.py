@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import common  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import plotly.express as px  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from ssabnet import loss_curves  # noqa: E402
-from ssabnet.losses.curves import modulation_curve  # noqa: E402
+from ssabnet import loss_curves
+from ssabnet.analysis import modulation_curve
+from ssabnet.app import common
 
 KINDS = ["iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl"]
 COMPONENTS = {"x": "grad_cx", "y": "grad_cy", "xy": "grad_norm", "size": "grad_w"}

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import common  # noqa: E402
-import pandas as pd  # noqa: E402
-import plotly.express as px  # noqa: E402
-import plotly.graph_objects as go  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from ssabnet.analysis import precision_recall_curve  # noqa: E402
-from ssabnet.evaluation import MatchTables, bootstrap_ap_difference  # noqa: E402
-from ssabnet.runs import compare_metrics  # noqa: E402
-from ssabnet.scales import size_bucket_names  # noqa: E402
+from ssabnet.analysis import (
+    MatchTables,
+    bootstrap_ap_difference,
+    compare_metrics,
+    precision_recall_curve,
+    size_bucket_names,
+)
+from ssabnet.app import common
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

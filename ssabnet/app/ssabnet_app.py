@@ -5,14 +5,10 @@ Start it with ``ssabnet app --runs DIR [--data NAME|PATH]`` (see :mod:`ssabnet.a
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pandas as pd
+import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+from ssabnet.app import common
 
 cfg = common.page_header(
     "SSABNet analysis",

@@ -15,8 +15,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from ssabnet.paths import UnsafePathError, resolve_under
-from ssabnet.runs import Run, RunError, RunInfo, discover_runs, load_run
+import ssabnet
+from ssabnet.analysis import (
+    Run,
+    RunError,
+    RunInfo,
+    UnsafePathError,
+    discover_runs,
+    list_cards,
+    load_run,
+    resolve_under,
+    run_info,
+)
 
 
 @dataclass(frozen=True)
@@ -112,8 +122,6 @@ def split_selector(key: str = "split") -> str:
 
 def extra_run_box(cfg: AppSettings, infos: list[RunInfo], key: str) -> list[RunInfo]:
     """A text box for a run folder inside the runs root that discovery did not list."""
-    from ssabnet.runs import run_info
-
     text = st.text_input("Other run folder (relative to the runs folder)", key=key)
     if not text:
         return infos
@@ -133,8 +141,6 @@ def dataset_spec(cfg: AppSettings, run_config: dict | None) -> str | Path | None
     Catalog names are accepted as they are; folders must lie under the data roots (or the
     runs root). Returns ``None`` after an st.warning when nothing usable is configured.
     """
-    from ssabnet.data.catalog import list_cards
-
     spec = cfg.data_spec or ((run_config or {}).get("data") or {}).get("val")
     if not spec:
         st.warning("No dataset configured: start the app with `--data NAME|PATH`.")
@@ -153,15 +159,11 @@ def dataset_spec(cfg: AppSettings, run_config: dict | None) -> str | Path | None
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def cached_dataset(spec: str):
-    from ssabnet.data import load_dataset
-
-    return load_dataset(spec)
+    return ssabnet.load_dataset(spec)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def cached_checkpoint(path: str, stamp: float):
-    import ssabnet
-
     del stamp
     return ssabnet.load_checkpoint(path)
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import plotly.express as px
+import streamlit as st
 
-import common  # noqa: E402
-import plotly.express as px  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from ssabnet.visualize import (  # noqa: E402
+from ssabnet.analysis import (
     PRED_COLOR,
     REDUCTIONS,
     decode_image_bytes,
@@ -21,8 +16,10 @@ from ssabnet.visualize import (  # noqa: E402
     kernel_at,
     offset_magnitude,
     overlay_heatmap,
+    read_image_rgb,
     run_with_taps,
 )
+from ssabnet.app import common
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -66,8 +63,6 @@ if source == "Upload":
         st.stop()
     image_key = hashlib.sha256(data).hexdigest()
 else:
-    from ssabnet.data.loader import read_image_rgb
-
     spec = common.dataset_spec(cfg, loaded.config)
     if spec is None:
         st.stop()

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import plotly.express as px
+import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import common  # noqa: E402
-import plotly.express as px  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from ssabnet.runs import (  # noqa: E402
+from ssabnet.analysis import (
     per_class_table,
     runs_summary,
     scale_ap_table,
     training_curves,
 )
+from ssabnet.app import common
 
 cfg = common.page_header(
     "Runs & per-scale AP",
