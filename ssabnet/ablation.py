@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ssabnet import runs
 from ssabnet.config import Config, config_to_dict, merge
 from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
@@ -349,28 +350,10 @@ def plan_ablation(
 
 
 # ----------------------------------------------------------------------------- training
-def run_finished(run_dir: Path) -> bool:
-    return (run_dir / RUN_FILE).is_file() and (run_dir / "val" / "last" / "metrics.json").is_file()
-
-
-def _check_run_config(run_dir: Path, cfg: Config) -> None:
-    """Refuse to resume a run folder whose saved config differs from the plan's."""
-    import yaml
-
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    want = config_to_dict(cfg)
-    diffs = [
-        f"{section}.{key}: {saved.get(section, {}).get(key)!r} != {value!r}"
-        for section, values in want.items()
-        for key, value in values.items()
-        if (section, key) not in (("train", "out"), ("train", "device"), ("train", "workers"))
-        and saved.get(section, {}).get(key) != value
-    ]
-    if diffs:
-        raise ValueError(
-            f"{run_dir} was trained with another config ({'; '.join(diffs[:4])}); delete it "
-            "or use another --out"
-        )
+def run_finished(run_dir: Path, epochs: int) -> bool:
+    """A finished ablation run: :func:`ssabnet.runs.is_finished` on ``val/last`` (the final
+    weights) with the run record written last."""
+    return runs.is_finished(run_dir, epochs, split="last", marker=RUN_FILE)
 
 
 def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = True) -> str:
@@ -382,12 +365,12 @@ def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = 
     from ssabnet.engine.train import fit
 
     run_dir = plan.run_dir(variant, seed)
-    if run_finished(run_dir):
-        return "skipped"
     cfg = plan.run_config(variant, seed)
-    resume = (run_dir / "weights" / "last.pt").is_file()
-    if resume:
-        _check_run_config(run_dir, cfg)
+    if (run_dir / runs.CONFIG_FILE).is_file():
+        runs.check_same_recipe(run_dir, config_to_dict(cfg))
+    if run_finished(run_dir, cfg.train.epochs):
+        return "skipped"
+    resume = runs.weights_path(run_dir, "last").is_file()
     fit(cfg, resume=resume, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
         results = pd.read_csv(run_dir / "results.csv")

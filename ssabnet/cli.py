@@ -178,15 +178,38 @@ def _add_val_command(sub: argparse._SubParsersAction) -> None:
         "(matches_dets.parquet, matches_gts.parquet) next to it.",
     )
     source = val.add_mutually_exclusive_group(required=True)
-    source.add_argument("--predictions", type=Path, help="COCO results JSON (ids of data convert)")
+    source.add_argument(
+        "--predictions", type=Path,
+        help="another detector's predictions: a COCO / Ultralytics results .json, or a folder of "
+        "VisDrone-DET result txts",
+    )  # fmt: skip
     source.add_argument("--weights", type=Path, help="checkpoint to run on the dataset's images")
     val.add_argument("--data", required=True, help="catalog name, catalog YAML or dataset folder")
     val.add_argument("--format", default="auto", choices=["auto", "visdrone", "uavdt", "coco"])
-    val.add_argument("--out", type=Path, default=Path("metrics.json"), help="metrics.json path")
+    val.add_argument(
+        "--pred-format", default="auto", choices=["auto", "coco", "ultralytics", "visdrone"],
+        help="(--predictions) format of the predictions; auto decides by the file and its ids "
+        "and prints what it decided",
+    )  # fmt: skip
+    val.add_argument(
+        "--class-map",
+        help="(--predictions) the file's class ids: offset:K (file id = dataset id + K, e.g. "
+        "offset:-1 for 0-based ids) or a YAML/JSON file {file id: class name or id, or null}",
+    )  # fmt: skip
+    val.add_argument("--out", type=Path, default=None,
+                     help="metrics.json path (default metrics.json; not with --run)")  # fmt: skip
+    val.add_argument(
+        "--run", type=Path,
+        help="(--predictions) write a run folder the app, FiftyOne and comparisons take "
+        "(metrics, matching tables, predictions, run card)",
+    )  # fmt: skip
+    val.add_argument("--name", help="(--run) the detector's name (default: the folder's name)")
+    val.add_argument("--overwrite", action="store_true", help="(--run) replace an imported run")
     val.add_argument("--backend", default="faster", choices=["faster", "pycocotools"])
     val.add_argument("--protocol", default="coco", choices=["coco", "visdrone-official"])
     val.add_argument("--max-dets", type=int, default=500, help="detections kept per image")
-    val.add_argument("--imgsz", type=int, default=640, help="(--weights) network input size")
+    val.add_argument("--imgsz", type=int, default=None,
+                     help="(--weights) input size (default: the training imgsz)")  # fmt: skip
     val.add_argument("--device", default="cpu", help="(--weights) torch device")
     val.add_argument("--json", action="store_true", help="print metrics as JSON, not a table")
     val.add_argument(
@@ -195,6 +218,17 @@ def _add_val_command(sub: argparse._SubParsersAction) -> None:
         help="(--weights) also write the detections as a COCO results JSON",
     )
     val.set_defaults(handler=_cmd_val)
+
+
+def _inference_imgsz(requested: int | None, loaded) -> int:
+    """``--imgsz`` if given, else the size the checkpoint was trained at (printed)."""
+    trained = int(loaded.config["train"]["imgsz"])
+    if requested is None:
+        print(f"imgsz {trained} (the checkpoint's training size; --imgsz to change)")
+        return trained
+    if requested != trained:
+        print(f"imgsz {requested} (--imgsz; the checkpoint was trained at {trained})")
+    return requested
 
 
 def _val_predictions_from_weights(args, dataset):
@@ -207,38 +241,71 @@ def _val_predictions_from_weights(args, dataset):
             f"{args.weights}: trained on classes {loaded.info.classes}, "
             f"dataset has {dataset.info.classes}"
         )
+    imgsz = _inference_imgsz(args.imgsz, loaded)
     records = dataset.records
-    return predict(
+    predictions = predict(
         loaded, [r.image_path for r in records], image_ids=[r.image_id for r in records],
-        imgsz=args.imgsz, device=args.device, max_det=args.max_dets,
+        imgsz=imgsz, device=args.device, max_det=args.max_dets,
     )  # fmt: skip
+    return predictions, imgsz
+
+
+def _check_val_args(args) -> None:
+    if args.predictions is None:
+        for flag, value in (("--run", args.run), ("--class-map", args.class_map),
+                            ("--name", args.name)):  # fmt: skip
+            if value is not None:
+                raise ValueError(f"{flag} goes with --predictions, not --weights")
+        if args.pred_format != "auto":
+            raise ValueError("--pred-format goes with --predictions, not --weights")
+    if args.run is not None:
+        if args.out is not None:
+            raise ValueError("give --run DIR (a run folder) or --out metrics.json, not both")
+        if args.protocol != "coco":
+            raise ValueError("--run stores COCO metrics (what the app reads): drop --protocol")
+    elif args.name is not None or args.overwrite:
+        raise ValueError("--name and --overwrite go with --run DIR")
 
 
 def _cmd_val(args) -> int:
     from ssabnet.data import load_dataset
-    from ssabnet.evaluation import (
-        Evaluator,
-        read_coco_results,
-        save_evaluation,
-        write_coco_results,
-    )
+    from ssabnet.evaluation import Evaluator, load_predictions, save_evaluation, write_coco_results
     from ssabnet.evaluation.report import format_metrics_table
 
+    _check_val_args(args)
+    say = (lambda text: print(text, file=sys.stderr)) if args.json else print
     dataset = load_dataset(args.data, format=args.format)
+    if args.run is not None:
+        from ssabnet.run_import import check_run_target, import_predictions
+
+        check_run_target(args.run, args.overwrite)  # before the work, not after
+    imgsz = None
     if args.predictions is not None:
-        predictions = read_coco_results(args.predictions, dataset.info, dataset.records)
+        loaded = load_predictions(args.predictions, dataset, args.pred_format, args.class_map)
+        say(f"read {loaded.source}: " + "; ".join(loaded.decisions))
+        predictions = loaded.predictions
     else:
-        predictions = _val_predictions_from_weights(args, dataset)
+        predictions, imgsz = _val_predictions_from_weights(args, dataset)
         if args.save_predictions is not None:
             write_coco_results(args.save_predictions, predictions, dataset.info, dataset.records)
             print(f"wrote {args.save_predictions}")
-    evaluator = Evaluator(
-        dataset.info, dataset.records, protocol=args.protocol, backend=args.backend,
-        max_dets=args.max_dets,
-    )  # fmt: skip
-    evaluator.process(predictions)
-    metrics = evaluator.evaluate()
-    written = save_evaluation(evaluator, metrics, args.out)
+    if args.run is not None:
+        imported = import_predictions(
+            args.predictions, dataset, args.run, dataset_spec=args.data, name=args.name,
+            max_dets=args.max_dets, backend=args.backend, overwrite=args.overwrite, loaded=loaded,
+        )  # fmt: skip
+        metrics = imported.metrics
+        written = [f"run {imported.path} ({imported.card['detector']}, imported)"]
+    else:
+        evaluator = Evaluator(
+            dataset.info, dataset.records, protocol=args.protocol, backend=args.backend,
+            max_dets=args.max_dets,
+        )  # fmt: skip
+        evaluator.process(predictions)
+        metrics = evaluator.evaluate()
+        if imgsz is not None:
+            metrics["inference"] = {"weights": str(args.weights), "imgsz": imgsz}
+        written = save_evaluation(evaluator, metrics, args.out or Path("metrics.json"))
     if args.json:
         _print_json(metrics)
     else:
@@ -277,7 +344,7 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
         "--out", required=True, help="preds.json (coco) or a folder of result txts (visdrone)"
     )
     predict.add_argument("--format", choices=["coco", "visdrone"], default="coco")
-    predict.add_argument("--imgsz", type=int, default=640)
+    predict.add_argument("--imgsz", type=int, default=None, help="default: the training imgsz")
     predict.add_argument("--slice", type=int, default=None, help="tile size for sliced inference")
     predict.add_argument("--overlap", type=float, default=0.2, help="tile overlap fraction")
     predict.add_argument("--merge", choices=["nms", "wbf"], default="nms")
@@ -357,10 +424,11 @@ def _predict(args: argparse.Namespace) -> int:
     loaded = load_checkpoint(args.weights, args.device)
     files = list_sources(args.source)
     ids = [p.stem for p in files]
+    imgsz = _inference_imgsz(args.imgsz, loaded)
     predictions = predict(
         loaded,
         files,
-        imgsz=args.imgsz,
+        imgsz=imgsz,
         device=args.device,
         conf=args.conf,
         iou=args.iou,
@@ -376,7 +444,7 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         out = write_coco_results(args.out, predictions, loaded.info, source_records(files, ids))
     total = sum(len(p["scores"]) for p in predictions.values())
-    print(f"{total} detections on {len(files)} images written to {out}")
+    print(f"{total} detections on {len(files)} images at imgsz {imgsz} written to {out}")
     return 0
 
 
@@ -588,6 +656,43 @@ def _ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- runs
+def _add_runs_commands(sub: argparse._SubParsersAction) -> None:
+    runs = sub.add_parser("runs", help="run folders: list what the app will see")
+    rsub = runs.add_subparsers(dest="runs_command", required=True)
+    listing = rsub.add_parser(
+        "list", help="trained and imported runs under a folder: name, kind, dataset, AP"
+    )
+    listing.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(handler=_runs_list)
+
+
+def _runs_list(args) -> int:
+    from ssabnet.runs import discover_runs
+
+    infos = discover_runs(args.runs)
+    rows = [
+        {"name": i.name, "kind": i.kind, "model": i.model, "dataset": i.dataset, "AP": i.ap,
+         "splits": list(i.splits), "weights": str(i.weights) if i.weights else None,
+         "path": str(i.path), "problem": i.problem}
+        for i in infos
+    ]  # fmt: skip
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"no runs under {args.runs}")
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'run':<{width}}  {'kind':<8}  {'model':<14}  {'AP':>6}  dataset")
+    for r in rows:
+        ap = "-" if r["AP"] is None else f"{100 * r['AP']:.1f}"
+        line = f"{r['name']:<{width}}  {r['kind']:<8}  {r['model']:<14}  {ap:>6}  {r['dataset']}"
+        print(line + (f"  ({r['problem']})" if r["problem"] else ""))
+    return 0
+
+
 # ----------------------------------------------------------------------------- app
 def _add_app_command(sub: argparse._SubParsersAction) -> None:
     app = sub.add_parser(
@@ -632,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_command(sub)
     _add_ablate_command(sub)
     _add_fiftyone_commands(sub)
+    _add_runs_commands(sub)
     _add_app_command(sub)
     return parser
 

@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ssabnet import runs
 from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
 RUN_NAMES = ("baseline-n", "ssabnet-n")
@@ -161,41 +160,8 @@ def prepare_data(budget: DemoBudget, out: Path) -> tuple[str, dict[str, str]]:
 
 
 def run_is_complete(run_dir: Path, epochs: int) -> bool:
-    """A finished run: all epochs in results.csv, best.pt, best metrics and matching tables."""
-    import pandas as pd
-
-    needed = [
-        run_dir / "config.yaml",
-        run_dir / "results.csv",
-        run_dir / "weights" / "best.pt",
-        run_dir / "val" / "best" / "metrics.json",
-        run_dir / "val" / "best" / "matches_dets.parquet",
-        run_dir / "val" / "best" / "matches_gts.parquet",
-    ]
-    if not all(p.is_file() for p in needed):
-        return False
-    try:
-        metrics = json.loads((run_dir / "val" / "best" / "metrics.json").read_text())
-        rows = pd.read_csv(run_dir / "results.csv")
-    except (json.JSONDecodeError, ValueError):
-        return False
-    return "AP" in metrics and len(rows) >= epochs
-
-
-def _check_same_recipe(run_dir: Path, overrides: dict) -> None:
-    """Refuse to resume/skip a run folder made with another budget or recipe."""
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    for section, changes in overrides.items():
-        for key, value in changes.items():
-            have = saved.get(section, {}).get(key)
-            if key == "out" or have == value:
-                continue
-            if section == "data" and Path(str(have)).parts[-2:] == Path(value).parts[-2:]:
-                continue  # the same <out>/data/<split>, the output folder was moved
-            raise ValueError(
-                f"{run_dir} was trained with {section}.{key}={have!r}, this demo budget needs "
-                f"{value!r}: delete {run_dir} or pass another --out"
-            )
+    """A finished demo run (:func:`ssabnet.runs.is_finished` on ``val/best``)."""
+    return runs.is_finished(run_dir, epochs, split="best")
 
 
 def train_run(run: str, budget: DemoBudget, data: dict[str, str], out: Path, progress: bool):
@@ -205,11 +171,11 @@ def train_run(run: str, budget: DemoBudget, data: dict[str, str], out: Path, pro
 
     overrides = train_overrides(run, budget, data, out)
     run_dir = out / run
-    if (run_dir / "config.yaml").is_file():
-        _check_same_recipe(run_dir, overrides)
+    if (run_dir / runs.CONFIG_FILE).is_file():
+        runs.check_same_recipe(run_dir, overrides)
     if run_is_complete(run_dir, budget.epochs):
         return "skipped", run_dir
-    resume = (run_dir / "weights" / "last.pt").is_file()
+    resume = runs.weights_path(run_dir, "last").is_file()
     fit(merge(Config(), overrides), resume=resume, progress=progress)
     if not run_is_complete(run_dir, budget.epochs):
         raise RuntimeError(f"{run_dir}: training finished but the run folder is incomplete")

@@ -1,11 +1,26 @@
-"""Training runs on disk: discovery and loading for the app, notebooks and reports.
+"""The run folder: what it is, its files, whether it is finished, discovery and loading.
 
-A run folder is what :func:`ssabnet.fit` writes: ``config.yaml``, ``results.csv`` (one row per
-epoch), ``weights/{last,best}.pt``, ``val/{best,last}/metrics.json`` with the matching tables
-``matches_{dets,gts}.parquet`` and, for demo runs, ``predictions.json`` (COCO results).
+This module is the one place that knows the layout; ``fit``, the demo, the ablation, the
+import of another detector's predictions (:mod:`ssabnet.run_import`), the app, notebooks and
+reports go through it.
+
+Two kinds of run share one layout::
+
+    <run>/config.yaml                 trained: the resolved training config
+    <run>/results.csv                 trained: one row per epoch
+    <run>/weights/{last,best}.pt      trained: checkpoints
+    <run>/run.json                    imported: the run card (detector, source file, format,
+                                      decisions, dataset, date)
+    <run>/val/{best,last}/metrics.json + matches_{dets,gts}.parquet   both kinds
+    <run>/predictions.json            COCO results with SSABNet ids (imported runs, demo runs)
+
+A *trained* run is what :func:`ssabnet.fit` writes; an *imported* run holds the predictions of
+any detector scored by ``ssabnet val --predictions P --run DIR`` (``val/best`` only, no
+weights). :func:`is_finished` says whether a trained run is complete and
+:func:`check_same_recipe` whether it was made with the recipe a caller is about to (re)run;
 :func:`discover_runs` lists run folders under a root without loading anything heavy;
-:func:`load_run` reads one and raises :class:`RunError` (a ``ValueError`` naming the file) when
-something is missing or corrupt, so callers can show one clear message instead of a traceback.
+:func:`load_run` reads one and raises :class:`RunError` (naming the file) when something is
+missing or corrupt, so callers can show one clear message instead of a traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +31,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
+from ssabnet.errors import InputFileError
 from ssabnet.evaluation.matching import DETS_FILE, GTS_FILE, MatchTables
+
+CONFIG_FILE = "config.yaml"
+RESULTS_FILE = "results.csv"
+CARD_FILE = "run.json"
+PREDICTIONS_FILE = "predictions.json"
+METRICS_FILE = "metrics.json"
+WEIGHTS_DIR = "weights"
+KINDS = ("trained", "imported")
+#: Settings that change where or how fast a run trains, never what it learns: ignored by
+#: :func:`check_same_recipe`.
+RUN_LOCAL_KEYS = (("train", "out"), ("train", "device"), ("train", "workers"))
 
 #: Per-scale AP keys of ``metrics.json`` in bucket order (:data:`ssabnet.scales.SIZE_BUCKETS`).
 SCALE_METRICS: dict[str, str] = {
@@ -33,8 +61,138 @@ SPLITS = ("best", "last")
 _MAX_DEPTH = 3
 
 
-class RunError(ValueError):
+class RunError(InputFileError):
     """A run folder is missing, incomplete or holds a corrupt file (the message names it)."""
+
+
+# ----------------------------------------------------------------------------- layout
+def val_dir(run_dir: str | Path, split: str = "best") -> Path:
+    """``<run>/val/<split>``: metrics.json and the matching tables of one validation."""
+    return Path(run_dir) / "val" / split
+
+
+def metrics_path(run_dir: str | Path, split: str = "best") -> Path:
+    """``<run>/val/<split>/metrics.json``."""
+    return val_dir(run_dir, split) / METRICS_FILE
+
+
+def weights_path(run_dir: str | Path, which: str = "best") -> Path:
+    """``<run>/weights/<which>.pt``."""
+    return Path(run_dir) / WEIGHTS_DIR / f"{which}.pt"
+
+
+def read_card(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run card (``run.json``) of an imported run, or ``None`` if there is none.
+
+    Raises:
+        RunError: the card exists but is not a JSON object with ``"kind"``.
+    """
+    file = Path(run_dir) / CARD_FILE
+    if not file.is_file():
+        return None
+    try:
+        card = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{file}: corrupt JSON ({exc})") from exc
+    if not isinstance(card, dict) or card.get("kind") not in KINDS:
+        raise RunError(f"{file}: not a run card (expected an object with kind in {KINDS})")
+    return card
+
+
+def run_kind(run_dir: str | Path) -> str:
+    """``"imported"`` for a folder with an imported run card, else ``"trained"``."""
+    file = Path(run_dir) / CARD_FILE
+    if file.is_file():
+        try:
+            return str(json.loads(file.read_text()).get("kind", "trained"))
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            return "trained"
+    return "trained"
+
+
+# ----------------------------------------------------------------------------- state
+def is_finished(
+    run_dir: str | Path, epochs: int, split: str = "best", marker: str | None = None
+) -> bool:
+    """A finished trained run: nothing to train or validate again.
+
+    Holds ``config.yaml``, ``results.csv`` with at least ``epochs`` rows, ``weights/<split>.pt``,
+    ``val/<split>/metrics.json`` with an ``AP`` and both matching tables, and ``marker`` (a file
+    the caller writes last, e.g. the ablation's ``ablation_run.json``) when given. A corrupt
+    file makes the run unfinished, never an error.
+    """
+    run_dir = Path(run_dir)
+    needed = [
+        run_dir / CONFIG_FILE,
+        run_dir / RESULTS_FILE,
+        weights_path(run_dir, split),
+        metrics_path(run_dir, split),
+        val_dir(run_dir, split) / DETS_FILE,
+        val_dir(run_dir, split) / GTS_FILE,
+    ]
+    if marker is not None:
+        needed.append(run_dir / marker)
+    if not all(p.is_file() for p in needed):
+        return False
+    try:
+        metrics = json.loads(metrics_path(run_dir, split).read_text())
+        rows = pd.read_csv(run_dir / RESULTS_FILE)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(metrics, dict) and "AP" in metrics and len(rows) >= epochs
+
+
+def _same_relative_path(have: Any, want: Any, old_root: Path | None, new_root: Path) -> bool:
+    """Paths inside the run's parent folder compare relative to it (the folder was moved)."""
+    if not isinstance(have, str) or not isinstance(want, str) or old_root is None:
+        return False
+    try:
+        return Path(have).relative_to(old_root) == Path(want).relative_to(new_root)
+    except ValueError:
+        return False
+
+
+def check_same_recipe(
+    run_dir: str | Path, want: dict[str, Any], ignore: tuple[tuple[str, str], ...] = RUN_LOCAL_KEYS
+) -> None:
+    """Refuse to skip or resume a run folder made with another recipe.
+
+    Args:
+        run_dir: a run folder holding ``config.yaml``.
+        want: the config (a nested ``{section: {key: value}}`` dict, complete or only the keys
+            the caller sets) the run is about to be skipped or resumed for.
+        ignore: ``(section, key)`` pairs that do not change the recipe.
+
+    A path under the run's parent folder (e.g. the demo's ``<out>/data/train``) is compared
+    relative to that folder, so a moved output folder is still the same recipe.
+
+    Raises:
+        RunError: naming the first differences and the fix.
+    """
+    run_dir = Path(run_dir)
+    file = run_dir / CONFIG_FILE
+    try:
+        saved = yaml.safe_load(file.read_text()) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RunError(
+            f"{file}: unreadable ({exc}); delete {run_dir} or use another --out"
+        ) from exc
+    saved_out = (saved.get("train") or {}).get("out")
+    old_root = Path(saved_out).parent if isinstance(saved_out, str) else None
+    diffs = []
+    for section, values in want.items():
+        for key, value in values.items():
+            have = (saved.get(section) or {}).get(key)
+            if (section, key) in ignore or have == value:
+                continue
+            if _same_relative_path(have, value, old_root, run_dir.parent):
+                continue
+            diffs.append(f"{section}.{key}={have!r} (now {value!r})")
+    if diffs:
+        raise RunError(
+            f"{run_dir} was made with another recipe: {'; '.join(diffs[:4])}"
+            f"{'; ...' if len(diffs) > 4 else ''}: delete {run_dir} or use another --out"
+        )
 
 
 @dataclass(frozen=True)
@@ -51,6 +209,9 @@ class RunInfo:
         has_matches: ``val/best`` (or ``val/last``) holds both matching tables.
         weights: ``weights/best.pt`` (or ``last.pt``) if present.
         problem: why the run cannot be used fully, or ``None``.
+        kind: ``"trained"`` or ``"imported"`` (predictions of another detector).
+        dataset: the validation dataset (``data.val`` or the card's ``dataset``), if known.
+        ap: AP@[.5:.95] of the first split in ``splits``, if readable.
     """
 
     name: str
@@ -62,6 +223,9 @@ class RunInfo:
     has_matches: bool
     weights: Path | None
     problem: str | None = None
+    kind: str = "trained"
+    dataset: str | None = None
+    ap: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +241,12 @@ class Run:
         matches: the matching tables of ``split`` or ``None`` if not saved.
         weights: checkpoint path or ``None``.
         predictions: ``predictions.json`` (COCO results) if present.
+        notes: remarks on what was loaded (e.g. a split fallback).
+        kind: ``"trained"`` or ``"imported"``.
+        card: the run card of an imported run (``run.json``), else ``None``.
+
+    For an imported run ``config`` is a view built from the card (``model.name`` = the
+    detector, ``data.val`` = the dataset), so pages that read the config work for both kinds.
     """
 
     name: str
@@ -89,14 +259,21 @@ class Run:
     weights: Path | None
     predictions: Path | None = None
     notes: tuple[str, ...] = field(default=())
+    kind: str = "trained"
+    card: dict[str, Any] | None = None
+
+    @property
+    def has_weights(self) -> bool:
+        return self.weights is not None
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    import yaml
-
-    file = path / "config.yaml"
+    file = path / CONFIG_FILE
     if not file.is_file():
-        raise RunError(f"{file}: missing (not a run folder written by ssabnet.fit?)")
+        raise RunError(
+            f"{file}: missing (not a run folder written by ssabnet.fit, nor one imported with "
+            "ssabnet val --predictions P --run DIR)"
+        )
     try:
         config = yaml.safe_load(file.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -106,15 +283,33 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
+def card_config(card: dict[str, Any]) -> dict[str, Any]:
+    """The config view of an imported run: ``model.name`` and ``data.val`` from its card."""
+    return {"model": {"name": card.get("detector", "?")}, "loss": {"box": "-"},
+            "data": {"val": card.get("dataset")}}  # fmt: skip
+
+
 def _weights(path: Path) -> Path | None:
-    for name in ("best.pt", "last.pt"):
-        if (path / "weights" / name).is_file():
-            return path / "weights" / name
+    for name in ("best", "last"):
+        if weights_path(path, name).is_file():
+            return weights_path(path, name)
     return None
 
 
-def _is_run_dir(path: Path) -> bool:
-    return (path / "config.yaml").is_file() or (path / "results.csv").is_file()
+def is_run_dir(path: str | Path) -> bool:
+    """A folder holding ``config.yaml``, ``results.csv`` or a run card."""
+    path = Path(path)
+    return any((path / f).is_file() for f in (CONFIG_FILE, RESULTS_FILE, CARD_FILE))
+
+
+def _first_ap(path: Path, splits: tuple[str, ...]) -> float | None:
+    for split in splits:
+        try:
+            value = json.loads(metrics_path(path, split).read_text()).get("AP")
+            return None if value is None else float(value)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError, ValueError):
+            return None
+    return None
 
 
 def run_info(path: str | Path, name: str | None = None) -> RunInfo:
@@ -122,33 +317,39 @@ def run_info(path: str | Path, name: str | None = None) -> RunInfo:
     path = Path(path).resolve()
     problem = None
     model = box = "?"
+    dataset = None
+    kind = run_kind(path)
     try:
-        config = _read_config(path)
+        card = read_card(path) if kind == "imported" else None
+        config = card_config(card) if card else _read_config(path)
         model = str((config.get("model") or {}).get("name", "?"))
         box = str((config.get("loss") or {}).get("box", "?"))
+        dataset = (config.get("data") or {}).get("val")
     except RunError as exc:
         problem = str(exc)
     epochs = 0
-    results = path / "results.csv"
+    results = path / RESULTS_FILE
     if results.is_file():
         with results.open(errors="replace") as handle:
             epochs = max(0, sum(1 for line in handle if line.strip()) - 1)
-    splits = tuple(s for s in SPLITS if (path / "val" / s / "metrics.json").is_file())
+    splits = tuple(s for s in SPLITS if metrics_path(path, s).is_file())
     if not splits and problem is None:
         problem = f"{path / 'val'}: no metrics.json (no validated epoch yet)"
     has_matches = any(
-        (path / "val" / s / DETS_FILE).is_file() and (path / "val" / s / GTS_FILE).is_file()
+        (val_dir(path, s) / DETS_FILE).is_file() and (val_dir(path, s) / GTS_FILE).is_file()
         for s in SPLITS
     )
     return RunInfo(
-        name or path.name, path, model, box, epochs, splits, has_matches, _weights(path), problem
-    )
+        name or path.name, path, model, box, epochs, splits, has_matches, _weights(path), problem,
+        kind, None if dataset is None else str(dataset), _first_ap(path, splits),
+    )  # fmt: skip
 
 
 def discover_runs(root: str | Path, max_depth: int = _MAX_DEPTH) -> list[RunInfo]:
     """Run folders under ``root`` (the root itself included), sorted by relative name.
 
-    A run folder holds ``config.yaml`` or ``results.csv``; the search does not descend into a
+    A run folder holds ``config.yaml``, ``results.csv`` or ``run.json`` (an imported run, see
+    :func:`is_run_dir`); the search does not descend into a
     run folder, nor deeper than ``max_depth`` levels, and ignores hidden folders.
 
     Raises:
@@ -160,7 +361,7 @@ def discover_runs(root: str | Path, max_depth: int = _MAX_DEPTH) -> list[RunInfo
     found: list[RunInfo] = []
 
     def walk(folder: Path, depth: int) -> None:
-        if _is_run_dir(folder):
+        if is_run_dir(folder):
             name = folder.relative_to(root).as_posix() if folder != root else folder.name
             found.append(run_info(folder, name))
             return
@@ -226,27 +427,30 @@ def load_run(path: str | Path, split: str = "best", name: str | None = None) -> 
     path = Path(path).resolve()
     if not path.is_dir():
         raise RunError(f"{path}: run folder not found")
-    config = _read_config(path)
+    card = read_card(path)
+    config = card_config(card) if card and card["kind"] == "imported" else _read_config(path)
     notes: list[str] = []
     chosen = split
-    if not (path / "val" / split / "metrics.json").is_file():
+    if not metrics_path(path, split).is_file():
         other = next(s for s in SPLITS if s != split)
-        if (path / "val" / other / "metrics.json").is_file():
+        if metrics_path(path, other).is_file():
             notes.append(f"no val/{split}; showing val/{other}")
             chosen = other
-    metrics = _read_metrics(path / "val" / chosen / "metrics.json")
-    predictions = path / "predictions.json"
+    metrics = _read_metrics(metrics_path(path, chosen))
+    predictions = path / PREDICTIONS_FILE
     return Run(
         name=name or path.name,
         path=path,
         split=chosen,
         config=config,
         metrics=metrics,
-        results=_read_results(path / "results.csv"),
-        matches=_read_matches(path / "val" / chosen),
+        results=_read_results(path / RESULTS_FILE),
+        matches=_read_matches(val_dir(path, chosen)),
         weights=_weights(path),
         predictions=predictions if predictions.is_file() else None,
         notes=tuple(notes),
+        kind=card["kind"] if card else "trained",
+        card=card,
     )
 
 
@@ -261,6 +465,7 @@ def runs_summary(runs: list[Run]) -> pd.DataFrame:
     for run in runs:
         row: dict[str, Any] = {
             "run": run.name,
+            "kind": run.kind,
             "model": (run.config.get("model") or {}).get("name", "?"),
             "box_loss": (run.config.get("loss") or {}).get("box", "?"),
             "epochs": len(run.results),
@@ -331,14 +536,28 @@ def training_curves(runs: list[Run]) -> pd.DataFrame:
 
 
 __all__ = [
+    "CARD_FILE",
+    "CONFIG_FILE",
+    "KINDS",
+    "PREDICTIONS_FILE",
+    "RESULTS_FILE",
     "SCALE_METRICS",
     "SUMMARY_METRICS",
     "Run",
     "RunError",
     "RunInfo",
+    "card_config",
+    "check_same_recipe",
     "compare_metrics",
     "discover_runs",
+    "is_finished",
+    "is_run_dir",
     "load_run",
+    "metrics_path",
+    "read_card",
+    "run_kind",
+    "val_dir",
+    "weights_path",
     "per_class_table",
     "run_info",
     "runs_summary",

@@ -56,6 +56,7 @@ import numpy as np
 from ssabnet.data.coco import coco_image_ids
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.errors import InputFileError
+from ssabnet.evaluation.results_io import read_visdrone_results
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy
 
 PRED_FORMATS = ("auto", "coco", "ultralytics", "visdrone")
@@ -327,8 +328,9 @@ def _json_columns(entries: list, source: str):
     bad = ~((scores >= 0) & (scores <= 1))  # NaN fails both comparisons
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise _bad_entry(source, i, entries[i], "score must lie in [0, 1]")
-    return raw_ids, categories, xywh, scores
+        why = "score is NaN" if np.isnan(scores[i]) else "score must lie in [0, 1]"
+        raise _bad_entry(source, i, entries[i], why)
+    return raw_ids, categories, boxes_xywh_to_xyxy(xywh), scores
 
 
 def _check_entries(entries: list, source: str) -> None:
@@ -354,7 +356,7 @@ def _check_entries(entries: list, source: str) -> None:
 
 
 def _read_json_results(path: Path, records, pred_format: str):
-    """``(rows of image index, categories, xywh, scores, format, decisions)`` of a JSON file."""
+    """``(rows of image index, categories, xyxy boxes, scores, format, decisions)`` of a JSON."""
     source = str(path)
     try:
         entries = json.loads(path.read_bytes())
@@ -369,7 +371,7 @@ def _read_json_results(path: Path, records, pred_format: str):
         raise InputFileError(f"{path}: a results file must be a JSON list of detections")
     if not entries:
         raise InputFileError(f"{path}: holds no detections (an empty list)")
-    raw_ids, categories, xywh, scores = _json_columns(entries, source)
+    raw_ids, categories, boxes, scores = _json_columns(entries, source)
     names = _ImageNames.build(records)
     index_of = {r.image_id: i for i, r in enumerate(records)}
     ints = {v for v in set(raw_ids) if type(v) is int}
@@ -396,15 +398,39 @@ def _read_json_results(path: Path, records, pred_format: str):
     if strs:
         decisions.append(f"{len(strs)} string image ids matched by image id, file name or stem")
     rows = np.fromiter((lookup[v] for v in raw_ids), dtype=np.int64, count=len(raw_ids))
-    return rows, categories, xywh, scores, chosen, decisions, entries
+    return rows, categories, boxes, scores, chosen, decisions, entries
 
 
 # ----------------------------------------------------------------------------- VisDrone txt
+class _EveryCategory(Mapping):
+    """``category -> category`` for any integer: read the raw ids, decide the mapping after."""
+
+    def __getitem__(self, key: int) -> int:
+        return int(key)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, int)
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
 def _read_visdrone_folder(path: Path, records, info: DatasetInfo):
-    """A folder of official result txts -> the same columns as the JSON reader."""
-    raise InputFileError(
-        f"{path}: reading a folder of VisDrone-DET result txts is not available yet"
-    )
+    """A folder of official result txts (:func:`results_io.read_visdrone_results`) -> columns."""
+    raw = read_visdrone_results(path, info, records, category_to_label=_EveryCategory())
+    per_record = [raw[r.image_id] for r in records]
+    counts = [len(p["scores"]) for p in per_record]
+    if not sum(counts):
+        raise InputFileError(f"{path}: the result files hold no detections")
+    rows = np.repeat(np.arange(len(records), dtype=np.int64), counts)
+    boxes = np.concatenate([p["boxes"] for p in per_record]).reshape(-1, 4)
+    scores = np.concatenate([p["scores"] for p in per_record])
+    categories = np.concatenate([p["labels"] for p in per_record]).astype(np.int64)
+    decisions = [f"{len(records)} result files (one per image)"]
+    return rows, categories, boxes, scores, "visdrone", decisions, None
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -454,11 +480,11 @@ def load_predictions(
     mapping = parse_class_map(class_map, info)
     decisions = []
     if kind == "visdrone":
-        rows, categories, xywh, scores, chosen, more, entries = _read_visdrone_folder(
+        rows, categories, boxes, scores, chosen, more, entries = _read_visdrone_folder(
             path, records, info
         )
     else:
-        rows, categories, xywh, scores, chosen, more, entries = _read_json_results(
+        rows, categories, boxes, scores, chosen, more, entries = _read_json_results(
             path, records, pred_format
         )
     how = "auto-detected" if pred_format == "auto" else "given"
@@ -470,7 +496,7 @@ def load_predictions(
         if mapping is None:
             bad = min(file_ids - set(info.native_ids))
             i = int(np.flatnonzero(categories == bad)[0])
-            raise _entry_error(path, kind, entries, i, (
+            raise _entry_error(path, kind, entries, i, records, info, set(info.native_ids), (
                 f"unknown category_id {bad}: the file's ids {_id_range(file_ids)} are neither "
                 f"the dataset's ids {list(info.native_ids)} nor 0-based indices; pass "
                 "--class-map FILE or --class-map offset:K"
@@ -481,7 +507,7 @@ def load_predictions(
         if unknown:
             bad = min(unknown)
             i = int(np.flatnonzero(categories == bad)[0])
-            raise _entry_error(path, kind, entries, i, (
+            raise _entry_error(path, kind, entries, i, records, info, set(info.native_ids), (
                 f"category_id {bad} is not in the class map ({mapping.description})"
             ))  # fmt: skip
         decisions.append(f"class ids: {mapping.description}")
@@ -493,7 +519,7 @@ def load_predictions(
     dropped = int((~keep).sum())
     if dropped:
         decisions.append(f"dropped {dropped} detections of classes mapped to null")
-    predictions = _group(rows[keep], xywh[keep], scores[keep], labels[keep], records)
+    predictions = _group(rows[keep], boxes[keep], scores[keep], labels[keep], records)
     with_dets = sum(1 for p in predictions.values() if len(p["scores"]))
     decisions.append(f"{int(keep.sum())} detections on {with_dets} of {len(records)} images")
     return LoadedPredictions(
@@ -501,19 +527,26 @@ def load_predictions(
     )
 
 
-def _entry_error(path: Path, kind: str, entries, index: int, why: str) -> InputFileError:
+def _entry_error(
+    path: Path, kind: str, entries, index: int, records, info, known: set[int], why: str
+) -> InputFileError:
+    """The error for detection ``index``: its JSON entry, or its txt ``file:line``."""
     if kind == "json":
         return _bad_entry(str(path), index, entries[index], why)
-    file, line = entries[index]  # txt readers give (file, line) per detection
-    return InputFileError(f"{file}:{line}: {why}")
+    # txt: read again, refusing unknown categories, to find the first bad line's file:line
+    try:
+        read_visdrone_results(path, info, records, category_to_label=dict.fromkeys(known, 0))
+    except InputFileError as exc:
+        where = str(exc).split(": object_category", 1)[0]
+        return InputFileError(f"{where}: {why}")
+    return InputFileError(f"{path}: {why}")
 
 
-def _group(rows, xywh, scores, labels, records) -> Predictions:
-    """Per-record arrays, the file's order kept inside an image (stable sort by record)."""
+def _group(rows, boxes, scores, labels, records) -> Predictions:
+    """Per-record arrays (``boxes`` xyxy), the file's order kept inside an image."""
     order = np.argsort(rows, kind="stable")
-    rows, xywh, scores, labels = rows[order], xywh[order], scores[order], labels[order]
+    rows, boxes, scores, labels = rows[order], boxes[order], scores[order], labels[order]
     bounds = np.searchsorted(rows, np.arange(len(records) + 1))
-    boxes = boxes_xywh_to_xyxy(xywh)
     out: Predictions = {}
     for i, record in enumerate(records):
         lo, hi = bounds[i], bounds[i + 1]
