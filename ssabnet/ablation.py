@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from ssabnet import runs
+from ssabnet.atomic_io import write_json_atomic
 from ssabnet.config import Config, config_to_dict, merge
 from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
@@ -393,7 +394,7 @@ def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = 
             "world_size": int(os.environ.get("WORLD_SIZE", "1")),
             "software": f"ssabnet {__version__}, torch {torch.__version__}",
         }
-        (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        write_json_atomic(run_dir / RUN_FILE, record)
     return "resumed" if resume else "done"
 
 
