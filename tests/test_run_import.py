@@ -221,3 +221,35 @@ def test_ultralytics_numeric_stems_score_ap_100(numeric_dataset, tmp_path, capsy
     err = capsys.readouterr().err
     assert "--pred-format coco" in err and "--pred-format ultralytics" in err
     assert not (tmp_path / "auto").exists()
+
+
+# ----------------------------------------------------------------------------- the app
+def test_app_takes_imported_runs_next_to_trained_ones(demo_runs, tmp_path, monkeypatch):
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parents[1] / "ssabnet" / "app"
+    root = tmp_path / "runs"
+    shutil.copytree(demo_runs / "ssabnet-n", root / "ssabnet-n")
+    assert val_run(demo_runs / "ssabnet-n" / "predictions.json", demo_runs / "data" / "val",
+                   root / "other", "--name", "other-detector") == 0  # fmt: skip
+    monkeypatch.setenv("SSABNET_APP_RUNS", str(root))
+    monkeypatch.setenv("SSABNET_APP_DATA", "")
+    monkeypatch.setenv("SSABNET_APP_DATA_ROOTS", str(demo_runs / "data"))
+    monkeypatch.setenv("SSABNET_APP_COMPARE", "ssabnet-n,other")
+
+    def run(page: str) -> AppTest:
+        at = AppTest.from_file(str(app / page), default_timeout=120).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        return at
+
+    table = run("ssabnet_app.py").dataframe[0].value
+    assert table["run"].tolist() == ["other", "ssabnet-n"]
+    assert table["kind"].tolist() == ["imported", "trained"]
+    assert table["model"].tolist()[0] == "other-detector"
+    run("pages/1_Runs.py")
+    run("pages/2_Compare.py")
+    maps = run("pages/3_Feature_maps.py")
+    assert any("other: imported runs" in i.value and "no weights" in i.value for i in maps.info)
+    assert maps.selectbox(key="fm_run").options == ["ssabnet-n"]

@@ -22,7 +22,8 @@ infos = common.run_infos(cfg)
 table = pd.DataFrame(
     [
         {
-            "run": i.name, "model": i.model, "box loss": i.box_loss, "epochs": i.epochs,
+            "run": i.name, "kind": i.kind, "model": i.model, "box loss": i.box_loss,
+            "epochs": i.epochs, "dataset": i.dataset or "–",
             "validated": ", ".join(i.splits) or "–", "matching tables": i.has_matches,
             "weights": i.weights.name if i.weights else "–", "problem": i.problem or "",
         }

@@ -33,7 +33,15 @@ cfg = common.page_header(
     "Shallow detail, upsampled semantics, alignment offsets, fusion gate and fused output of "
     "each neck level, for one image (one cached forward pass on CPU).",
 )
-infos = [i for i in common.run_infos(cfg) if i.weights is not None]
+all_infos = common.run_infos(cfg)
+infos = [i for i in all_infos if i.weights is not None]
+imported = [i.name for i in all_infos if i.kind == "imported"]
+if imported:
+    st.info(
+        f"Not listed: {', '.join(imported)}: imported runs (another detector's predictions, "
+        "no weights). Feature maps need an SSABNet checkpoint; their metrics, comparisons and "
+        "error analysis are on the other pages."
+    )
 if not infos:
     st.warning("No run with weights (weights/best.pt or last.pt) under the runs folder.")
     st.stop()
