@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := chromium chromium-driver
 DEMO_ARGS ?=
 
-.PHONY: setup system-deps test lint format demo cli-docs clean
+.PHONY: setup system-deps test lint format demo cli-docs notebooks clean
 
 setup: $(STAMP) system-deps
 
@@ -47,6 +47,10 @@ test: setup lint
 
 demo: setup
 	$(VENV)/bin/ssabnet demo $(DEMO_ARGS)
+
+# The notebooks are Jupytext .py files; this writes the .ipynb next to them (git-ignored).
+notebooks: setup
+	$(VENV)/bin/jupytext --to ipynb notebooks/[0-9][0-9]_*.py
 
 cli-docs: setup
 	$(PY) scripts/gen_cli_docs.py
