@@ -136,7 +136,7 @@ def test_non_finite_loss_names_epoch_batch_and_images(tiny_data):
     from ssabnet.data.visdrone import read_visdrone
     from ssabnet.engine.distributed import DistEnv
     from ssabnet.engine.schedule import build_scheduler
-    from ssabnet.engine.train import NonFiniteLossError, train_one_epoch
+    from ssabnet.engine.train import NonFiniteLossError, Optimization, train_one_epoch
 
     records = read_visdrone(tiny_data / "train").records
     loader = build_loader(DetectionSamples(records, 64), 2, 0, shuffle=False)
@@ -150,18 +150,15 @@ def test_non_finite_loss_names_epoch_batch_and_images(tiny_data):
 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(NonFiniteLossError) as err:
-        train_one_epoch(
+        opt = Optimization(
             model,
             criterion,
-            loader,
             optimizer,
             build_scheduler(optimizer, 10, 0),
-            None,
             torch.amp.GradScaler("cpu", enabled=False),
-            epoch=4,
-            env=DistEnv(0, 1, 0, torch.device("cpu")),
-            progress=False,
+            grad_clip=10.0,
         )
+        train_one_epoch(opt, loader, 4, DistEnv(0, 1, 0, torch.device("cpu")), progress=False)
     message = str(err.value)
     ids = [r.image_id for r in records[2:4]]
     assert "epoch 4, batch 1" in message and all(i in message for i in ids)

@@ -79,7 +79,7 @@ def _one_step_update(loss_scale: float, grad_clip: float) -> torch.Tensor:
     from torch.utils.data import DataLoader
 
     from ssabnet.engine.distributed import DistEnv
-    from ssabnet.engine.train import train_one_epoch
+    from ssabnet.engine.train import Optimization, train_one_epoch
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(1, 1, 1, bias=False)
@@ -100,10 +100,11 @@ def _one_step_update(loss_scale: float, grad_clip: float) -> torch.Tensor:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-    terms = train_one_epoch(
-        Net(), lambda out, t: {"loss": out["y"].mean()}, loader, optimizer, scheduler, None,
-        scaler, 0, env=env, grad_clip=grad_clip, loss_scale=loss_scale, progress=False,
+    opt = Optimization(
+        Net(), lambda out, t: {"loss": out["y"].mean()}, optimizer, scheduler, scaler,
+        grad_clip=grad_clip, loss_scale=loss_scale,
     )  # fmt: skip
+    terms = train_one_epoch(opt, loader, 0, env, progress=False)
     assert terms["loss"] == pytest.approx(float(start.item()))  # logged loss is not scaled
     return conv.weight.detach() - start
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import math
 import os
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ssabnet.config import Config, config_from_dict, config_to_dict, merge, save_config
+from ssabnet.data import DetectionDataset, load_dataset
 from ssabnet.data.loader import DetectionSamples, build_loader, num_batches
 from ssabnet.data.transforms import AugmentConfig
 from ssabnet.engine.checkpoint import (
@@ -47,6 +50,9 @@ from ssabnet.engine.distributed import (
 )
 from ssabnet.engine.ema import ModelEMA
 from ssabnet.engine.schedule import build_scheduler
+from ssabnet.evaluation import Evaluator, save_evaluation
+from ssabnet.losses.criterion import build_criterion
+from ssabnet.model.build import build_model
 from ssabnet.postprocess import boxes_input_to_original, postprocess
 
 #: Metrics copied from the evaluator into ``results.csv`` every validated epoch.
@@ -98,24 +104,50 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, dynamic_ncols=True, leave=False)
 
 
+@dataclass
+class Optimization:
+    """What one optimizer step touches, and how it steps (the recipe's clip, loss scale, AMP).
+
+    Attributes:
+        model: the (possibly DDP-wrapped) model.
+        criterion: ``criterion(outputs, targets) -> {"loss": scalar, "<term>": ...}``.
+        scheduler: stepped once per optimizer step.
+        ema: the EMA of the weights, updated after every step (``None``: off).
+        grad_clip: max gradient norm (0 disables).
+        loss_scale: the loss is multiplied by this before ``backward`` (``grad_clip`` applies
+            to the scaled gradient; the logged terms are not scaled).
+        amp: float16 autocast (CUDA only).
+    """
+
+    model: nn.Module
+    criterion: Callable[..., dict[str, torch.Tensor]]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    ema: ModelEMA | None = None
+    grad_clip: float = 0.0
+    loss_scale: float = 1.0
+    amp: bool = False
+
+
+@dataclass
+class PartialEpoch:
+    """An epoch stopped after ``batches_done`` batches whose summed loss terms are ``loss_sums``
+    (a mid-epoch checkpoint)."""
+
+    batches_done: int = 0
+    loss_sums: dict[str, float] = field(default_factory=dict)
+
+
 def train_one_epoch(
-    model: nn.Module,
-    criterion: Callable[..., dict[str, torch.Tensor]],
+    opt: Optimization,
     loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    ema: ModelEMA | None,
-    scaler: torch.amp.GradScaler,
     epoch: int,
-    *,
     env: DistEnv,
-    grad_clip: float = 10.0,
-    loss_scale: float = 1.0,
-    amp: bool = False,
-    start_batch: int = 0,
-    loss_sums: dict[str, float] | None = None,
+    *,
+    resume: PartialEpoch | None = None,
     save_every_steps: int = 0,
-    save_state: Callable[[int, dict[str, float]], None] | None = None,
+    save_partial: Callable[[PartialEpoch], None] | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
     """Train one epoch; return the mean of each loss term over its batches.
@@ -124,24 +156,22 @@ def train_one_epoch(
     because they became smaller than ``train.min_box_size`` or left the image.
 
     Args:
-        model: the (possibly DDP-wrapped) model in train mode.
-        criterion: ``criterion(outputs, targets) -> {"loss": scalar, "<term>": ...}``.
+        opt: model, criterion, optimizer, schedule, scaler, EMA and the step's recipe.
         loader: yields ``(uint8 images [B, 3, S, S], targets, metas)``.
-        scheduler: stepped once per optimizer step.
-        loss_scale: the loss is multiplied by this before ``backward`` (``grad_clip`` applies
-            to the scaled gradient; the logged terms are not scaled).
-        start_batch: batches of this epoch already done (mid-epoch resume; the loader's
-            sampler must already skip them); ``loss_sums`` holds their summed terms.
-        save_every_steps, save_state: every that many batches ``save_state(batches_done,
-            loss_sums)`` writes a resumable checkpoint.
+        resume: the part of this epoch already done (mid-epoch resume; the loader's sampler
+            must already skip those batches).
+        save_every_steps, save_partial: every that many batches ``save_partial(progress)``
+            writes a resumable checkpoint.
 
     Raises:
         NonFiniteLossError: the loss is NaN/inf on any rank (all ranks stop together).
     """
+    model, optimizer, scaler = opt.model, opt.optimizer, opt.scaler
     model.train()
     device = env.device
-    use_amp = amp and device.type == "cuda"
-    sums: dict[str, float] = dict(loss_sums or {})
+    use_amp = opt.amp and device.type == "cuda"
+    start_batch = resume.batches_done if resume is not None else 0
+    sums: dict[str, float] = dict(resume.loss_sums) if resume is not None else {}
     total = num_batches(loader)
     bar = _progress(loader, total - start_batch, f"epoch {epoch}", progress and env.is_main)
     batch_index = start_batch
@@ -150,7 +180,7 @@ def train_one_epoch(
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
             outputs = model(images)
-            terms = criterion(outputs, targets)
+            terms = opt.criterion(outputs, targets)
         loss = terms["loss"]
         if not all_true(bool(torch.isfinite(loss).item()), env):
             detail = ", ".join(
@@ -162,15 +192,15 @@ def train_one_epoch(
                 "images' annotations."
             )
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss * loss_scale if loss_scale != 1.0 else loss).backward()
-        if grad_clip > 0:
+        scaler.scale(loss * opt.loss_scale if opt.loss_scale != 1.0 else loss).backward()
+        if opt.grad_clip > 0:
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            nn.utils.clip_grad_norm_(model.parameters(), opt.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        scheduler.step()
-        if ema is not None:
-            ema.update(unwrap(model))
+        opt.scheduler.step()
+        if opt.ema is not None:
+            opt.ema.update(unwrap(model))
         batch_index += 1
         logged = {
             k: float(all_reduce_mean(v.detach().float(), env))
@@ -189,8 +219,8 @@ def train_one_epoch(
                 | {"lr": f"{optimizer.param_groups[0]['lr']:.2e}"}
             )
         due = save_every_steps > 0 and batch_index % save_every_steps == 0
-        if save_state is not None and due and batch_index < total:  # (epoch end saves anyway)
-            save_state(batch_index, sums)
+        if save_partial is not None and due and batch_index < total:  # (epoch end saves anyway)
+            save_partial(PartialEpoch(batch_index, dict(sums)))
     means = {k: v / max(1, total) for k, v in sums.items() if k != "dropped_boxes"}
     return means | {"dropped_boxes": sums.get("dropped_boxes", 0.0)}
 
@@ -252,14 +282,6 @@ def evaluate(
     return broadcast_object(metrics, env)
 
 
-def _resolve_resume_config(cfg: Config, run_dir: Path) -> tuple[Config, dict[str, Any]]:
-    """On resume the run's own config is used; only device/workers may differ."""
-    state = read_checkpoint(run_dir / "weights" / "last.pt")
-    saved = config_from_dict(state["config"])
-    saved = merge(saved, {"train": {"device": cfg.train.device, "workers": cfg.train.workers}})
-    return saved, state
-
-
 def _write_results_row(path: Path, row: dict[str, Any]) -> None:
     """Append a row to ``results.csv`` (header from the first row written)."""
     exists = path.is_file() and path.stat().st_size > 0
@@ -307,6 +329,37 @@ def _metric_value(metrics: dict[str, Any], name: str) -> float | None:
     return None if value is None else float(value)
 
 
+@dataclass
+class TrainStatus:
+    """Where a training stands: the next epoch, the part of it already done, the best value."""
+
+    epoch: int = 0
+    partial: PartialEpoch = field(default_factory=PartialEpoch)
+    best_value: float = -math.inf
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What every checkpoint of a run records besides the training state."""
+
+    config: dict[str, Any]
+    class_names: list[str]
+    dataset_info: dict[str, Any]
+    git_commit: str
+
+
+@dataclass
+class TrainData:
+    """The training set (augmented, its augmentation switched per epoch) and the loaders."""
+
+    train_set: DetectionSamples
+    train_loader: DataLoader
+    val_loader: DataLoader
+    augment: AugmentConfig
+    no_mosaic: AugmentConfig
+
+
 def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
     """Train ``cfg`` end to end; return the run folder (``cfg.train.out``).
 
@@ -315,21 +368,8 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
     With ``resume=True`` training continues from ``weights/last.pt`` exactly where it stopped
     (optimizer, schedule, EMA, epoch, batch within the epoch, RNG, sampler order).
     """
-    from ssabnet.data import load_dataset
-    from ssabnet.evaluation import Evaluator
-    from ssabnet.evaluation.evaluator import save_evaluation
-    from ssabnet.losses.criterion import build_criterion
-    from ssabnet.model.build import build_model
-
     run_dir = Path(cfg.train.out)
-    state: dict[str, Any] | None = None
-    if resume:
-        cfg, state = _resolve_resume_config(cfg, run_dir)
-    elif (run_dir / "weights" / "last.pt").exists():
-        raise ValueError(
-            f"{run_dir} already holds a run (weights/last.pt); pass --resume to continue it "
-            "or choose another --out"
-        )
+    cfg, state = resume_or_refuse(cfg, run_dir, resume)
     tc = cfg.train
     # a caller that runs several fits in one torchrun job (``ssabnet ablate``) initialises the
     # process group once and keeps it: a second init after destroy hangs under torchrun
@@ -339,166 +379,40 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
         seed_everything(tc.seed, tc.deterministic)
         if tc.batch % env.world_size:
             raise ValueError(f"train.batch={tc.batch} is not divisible by {env.world_size} ranks")
-        train_data = load_dataset(cfg.data.train, cfg.data.format, cfg.data.skip_invalid)
-        val_data = load_dataset(cfg.data.val, cfg.data.format, cfg.data.skip_invalid)
-        if tuple(train_data.info.classes) != tuple(val_data.info.classes):
-            raise ValueError(
-                f"train classes {train_data.info.classes} differ from val classes "
-                f"{val_data.info.classes}"
-            )
+        train_data, val_data = load_train_val(cfg)
         class_names = list(train_data.info.classes)
-        model = build_model(cfg.model, num_classes=len(class_names)).to(env.device)
-        criterion = build_criterion(cfg.loss, len(class_names), model.reg_max)
-        optimizer = build_optimizer(model, tc)
-        augment = AugmentConfig(
-            mosaic=tc.mosaic,
-            hflip=tc.hflip,
-            vflip=tc.vflip,
-            scale=tc.scale,
-            translate=tc.translate,
-            hsv=tuple(tc.hsv),
-            min_size=tc.min_box_size,
-            min_visible=tc.min_visible,
-        )
-        no_mosaic = dataclasses.replace(augment, mosaic=0.0)
-        train_set = DetectionSamples(train_data.records, tc.imgsz, augment, seed=tc.seed)
-        train_loader = build_loader(
-            train_set,
-            tc.batch // env.world_size,
-            tc.workers,
-            shuffle=True,
-            seed=tc.seed,
-            rank=env.rank,
-            world_size=env.world_size,
-            drop_last=len(train_set) > tc.batch,
-        )
-        val_loader = build_loader(
-            DetectionSamples(val_data.records, tc.imgsz, None),
-            max(1, tc.batch // env.world_size),
-            tc.workers,
-            shuffle=False,
-            rank=env.rank,
-            world_size=env.world_size,
-        )
-        steps_per_epoch = num_batches(train_loader)
-        scheduler = build_scheduler(
-            optimizer,
-            tc.epochs * steps_per_epoch,
-            round(tc.warmup_epochs * steps_per_epoch),
-            tc.schedule,
-            tc.final_lr_ratio,
-            steps_per_epoch=steps_per_epoch if tc.lr_step == "epoch" else 0,
-        )
-        ema = ModelEMA(model, tc.ema_decay, tc.ema_tau) if tc.ema else None
-        use_amp = tc.amp and env.device.type == "cuda"
-        scaler = torch.amp.GradScaler(env.device.type, enabled=use_amp)
+        data = build_train_data(cfg, train_data, val_data, env)
+        opt = build_optimization(cfg, len(class_names), num_batches(data.train_loader), env)
         evaluator = Evaluator(val_data.info, val_data.records) if env.is_main else None
-
-        start_epoch, start_batch, loss_sums = 0, 0, {}
-        best_value, last_metrics = -math.inf, {}
-        if state is not None:
-            model.load_state_dict(state["model"])
-            if ema is not None and state.get("ema"):
-                ema.load_state_dict(state["ema"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
-            start_epoch = int(state["epoch"]) + 1
-            start_batch = int(state.get("epoch_step", 0))
-            loss_sums = dict(state.get("loss_sums", {}))
-            best_value = float(state.get("best_value", -math.inf))
-            last_metrics = dict(state.get("metrics", {}))
-        if env.distributed:
-            if env.device.type == "cuda":  # one BatchNorm over the global batch (CUDA only)
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[env.local_rank] if env.device.type == "cuda" else None
-            )
-        if env.is_main:
-            (run_dir / "weights").mkdir(parents=True, exist_ok=True)
-            save_config(cfg, run_dir / "config.yaml")
-            (run_dir / "git_commit.txt").write_text(git_commit() + "\n")
-            if state is not None:
-                _truncate_results(run_dir / "results.csv", start_epoch - 1)
-                for stale in (run_dir / "weights").glob(".*.tmp"):  # a write cut by a kill
-                    stale.unlink()
+        status = restore_training(opt, state) if state is not None else TrainStatus()
+        opt.model = wrap_distributed(opt.model, env)
         commit = git_commit() if env.is_main else "unknown"
+        identity = RunIdentity(config_to_dict(cfg), class_names, _dataset_info(train_data), commit)
+        if env.is_main:
+            prepare_run_folder(run_dir, cfg, identity, resumed=state is not None, status=status)
         tensorboard = _tensorboard_writer(run_dir) if env.is_main else None
 
-        def checkpoint_state(
-            epoch_done: int, epoch_step: int, sums: dict[str, float], metrics: dict[str, Any]
-        ) -> dict[str, Any]:
-            return {
-                "model": unwrap(model).state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if use_amp else None,
-                "epoch": epoch_done,
-                "epoch_step": epoch_step,
-                "step": int(scheduler.last_epoch),
-                "loss_sums": dict(sums),
-                "best_value": best_value,
-                "rng": rng_state(),
-                "config": config_to_dict(cfg),
-                "class_names": class_names,
-                "dataset_info": {
-                    "name": train_data.info.name,
-                    "format": train_data.info.format,
-                    "native_ids": [int(i) for i in train_data.info.native_ids],
-                },
-                "git_commit": commit,
-                "metrics": {
-                    k: float(v)
-                    for k, v in metrics.items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)
-                },
-            }
-
-        for epoch in range(start_epoch, tc.epochs):
+        for epoch in range(status.epoch, tc.epochs):
             epoch_start = time.time()
-            final_epochs = epoch >= tc.epochs - tc.close_mosaic
-            train_set.augment = no_mosaic if final_epochs else augment
-            train_set.set_epoch(epoch)
-            train_loader.sampler.set_epoch(epoch)
-            train_loader.sampler.set_skip(start_batch * train_loader.batch_size)
-
-            def save_mid_epoch(
-                batches_done: int, sums: dict[str, float], epoch=epoch, metrics=last_metrics
-            ) -> None:
-                if env.is_main:
-                    state_now = checkpoint_state(epoch - 1, batches_done, sums, metrics)
-                    save_checkpoint(state_now, run_dir / "weights" / "last.pt")
-
+            start_epoch_data(data, epoch, tc, status.partial)
             mean_terms = train_one_epoch(
-                model,
-                criterion,
-                train_loader,
-                optimizer,
-                scheduler,
-                ema,
-                scaler,
+                opt,
+                data.train_loader,
                 epoch,
-                env=env,
-                grad_clip=tc.grad_clip,
-                loss_scale=float(tc.batch) if tc.loss_times_batch else 1.0,
-                amp=tc.amp,
-                start_batch=start_batch,
-                loss_sums=loss_sums,
+                env,
+                resume=status.partial,
                 save_every_steps=tc.save_every_steps,
-                save_state=save_mid_epoch,
+                save_partial=functools.partial(
+                    save_mid_epoch, opt, status, epoch, identity, run_dir, env
+                ),
                 progress=progress,
             )
-            start_batch, loss_sums = 0, {}
-            eval_model = ema.module if ema is not None else unwrap(model)
-            validate = (epoch + 1) % tc.val_interval == 0 or epoch + 1 == tc.epochs
+            status.partial = PartialEpoch()
             metrics: dict[str, Any] = {}
-            if validate:
+            if (epoch + 1) % tc.val_interval == 0 or epoch + 1 == tc.epochs:
                 metrics = evaluate(
-                    eval_model,
-                    val_loader,
+                    opt.ema.module if opt.ema is not None else unwrap(opt.model),
+                    data.val_loader,
                     evaluator,
                     env=env,
                     conf_threshold=tc.conf_threshold,
@@ -506,40 +420,286 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
                     max_det=tc.max_det,
                     progress=progress,
                 )
-                last_metrics = metrics
-            value = _metric_value(metrics, tc.best_metric) if validate else None
-            improved = value is not None and value > best_value
-            if improved:
-                best_value = value
+                status.last_metrics = metrics
+            improved = update_best(status, metrics, tc.best_metric)
             if env.is_main:
-                row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
-                row |= {k: round(v, 6) for k, v in mean_terms.items()}
-                row |= {k: "" if metrics.get(k) is None else metrics[k] for k in CSV_METRICS}
-                row["time"] = round(time.time() - epoch_start, 3)
-                _write_results_row(run_dir / "results.csv", row)
-                if tensorboard is not None:
-                    for key, value in row.items():
-                        if key != "epoch" and isinstance(value, int | float):
-                            tensorboard.add_scalar(key, value, epoch)
-                    tensorboard.flush()
-                if validate:
-                    save_evaluation(evaluator, metrics, run_dir / "val" / "last" / "metrics.json")
-                state_now = checkpoint_state(epoch, 0, {}, last_metrics)
-                save_checkpoint(state_now, run_dir / "weights" / "last.pt")
-                if improved:
-                    save_checkpoint(state_now, run_dir / "weights" / "best.pt")
-                    save_evaluation(evaluator, metrics, run_dir / "val" / "best" / "metrics.json")
-                print(
-                    f"epoch {epoch + 1}/{tc.epochs} "
-                    + " ".join(f"{k}={v:.4f}" for k, v in mean_terms.items())
-                    + "".join(
-                        f" {k}={metrics[k]:.4f}" for k in CSV_METRICS if metrics.get(k) is not None
-                    )
-                    + f" ({row['time']:.1f}s)",
-                    flush=True,
-                )
+                row = log_epoch(run_dir, epoch, opt, mean_terms, metrics, epoch_start, tensorboard)
+                save_epoch(opt, status, epoch, identity, run_dir, evaluator, metrics, improved)
+                print_epoch(epoch, tc.epochs, mean_terms, metrics, row["time"])
             barrier(env)
         return run_dir
     finally:
         if owns_group:
             cleanup_distributed()
+
+
+def resume_or_refuse(cfg: Config, run_dir: Path, resume: bool) -> tuple[Config, dict | None]:
+    """The config to train and the checkpoint to continue (``None`` for a new run).
+
+    On resume the run's own config is used (only device/workers may differ); a new run never
+    overwrites a folder that already holds one.
+    """
+    if resume:
+        state = read_checkpoint(run_dir / "weights" / "last.pt")
+        saved = config_from_dict(state["config"])
+        saved = merge(saved, {"train": {"device": cfg.train.device, "workers": cfg.train.workers}})
+        return saved, state
+    if (run_dir / "weights" / "last.pt").exists():
+        raise ValueError(
+            f"{run_dir} already holds a run (weights/last.pt); pass --resume to continue it "
+            "or choose another --out"
+        )
+    return cfg, None
+
+
+def load_train_val(cfg: Config) -> tuple[DetectionDataset, DetectionDataset]:
+    """The training and validation datasets, which must share their classes."""
+    train_data = load_dataset(cfg.data.train, cfg.data.format, cfg.data.skip_invalid)
+    val_data = load_dataset(cfg.data.val, cfg.data.format, cfg.data.skip_invalid)
+    if tuple(train_data.info.classes) != tuple(val_data.info.classes):
+        raise ValueError(
+            f"train classes {train_data.info.classes} differ from val classes "
+            f"{val_data.info.classes}"
+        )
+    return train_data, val_data
+
+
+def build_optimization(
+    cfg: Config, num_classes: int, steps_per_epoch: int, env: DistEnv
+) -> Optimization:
+    """Model, criterion, optimizer, learning-rate schedule, EMA and gradient scaler of ``cfg``."""
+    tc = cfg.train
+    model = build_model(cfg.model, num_classes=num_classes).to(env.device)
+    criterion = build_criterion(cfg.loss, num_classes, model.reg_max)
+    optimizer = build_optimizer(model, tc)
+    scheduler = build_scheduler(
+        optimizer,
+        tc.epochs * steps_per_epoch,
+        round(tc.warmup_epochs * steps_per_epoch),
+        tc.schedule,
+        tc.final_lr_ratio,
+        steps_per_epoch=steps_per_epoch if tc.lr_step == "epoch" else 0,
+    )
+    use_amp = tc.amp and env.device.type == "cuda"
+    return Optimization(
+        model=model,
+        criterion=criterion,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler(env.device.type, enabled=use_amp),
+        ema=ModelEMA(model, tc.ema_decay, tc.ema_tau) if tc.ema else None,
+        grad_clip=tc.grad_clip,
+        loss_scale=float(tc.batch) if tc.loss_times_batch else 1.0,
+        amp=tc.amp,
+    )
+
+
+def build_train_data(
+    cfg: Config, train_data: DetectionDataset, val_data: DetectionDataset, env: DistEnv
+) -> TrainData:
+    """Augmented training samples and the two loaders (sharded across ranks under DDP)."""
+    tc = cfg.train
+    augment = AugmentConfig(
+        mosaic=tc.mosaic,
+        hflip=tc.hflip,
+        vflip=tc.vflip,
+        scale=tc.scale,
+        translate=tc.translate,
+        hsv=tuple(tc.hsv),
+        min_size=tc.min_box_size,
+        min_visible=tc.min_visible,
+    )
+    train_set = DetectionSamples(train_data.records, tc.imgsz, augment, seed=tc.seed)
+    train_loader = build_loader(
+        train_set,
+        tc.batch // env.world_size,
+        tc.workers,
+        shuffle=True,
+        seed=tc.seed,
+        rank=env.rank,
+        world_size=env.world_size,
+        drop_last=len(train_set) > tc.batch,
+    )
+    val_loader = build_loader(
+        DetectionSamples(val_data.records, tc.imgsz, None),
+        max(1, tc.batch // env.world_size),
+        tc.workers,
+        shuffle=False,
+        rank=env.rank,
+        world_size=env.world_size,
+    )
+    no_mosaic = dataclasses.replace(augment, mosaic=0.0)
+    return TrainData(train_set, train_loader, val_loader, augment, no_mosaic)
+
+
+def restore_training(opt: Optimization, state: dict[str, Any]) -> TrainStatus:
+    """Load a checkpoint's weights, optimizer, schedule, EMA, scaler and RNG into ``opt``."""
+    opt.model.load_state_dict(state["model"])
+    if opt.ema is not None and state.get("ema"):
+        opt.ema.load_state_dict(state["ema"])
+    opt.optimizer.load_state_dict(state["optimizer"])
+    opt.scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        opt.scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    return TrainStatus(
+        epoch=int(state["epoch"]) + 1,
+        partial=PartialEpoch(int(state.get("epoch_step", 0)), dict(state.get("loss_sums", {}))),
+        best_value=float(state.get("best_value", -math.inf)),
+        last_metrics=dict(state.get("metrics", {})),
+    )
+
+
+def wrap_distributed(model: nn.Module, env: DistEnv) -> nn.Module:
+    """DDP around ``model`` on several ranks (with one BatchNorm over the global batch on CUDA)."""
+    if not env.distributed:
+        return model
+    if env.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[env.local_rank] if env.device.type == "cuda" else None
+    )
+
+
+def prepare_run_folder(
+    run_dir: Path, cfg: Config, identity: RunIdentity, *, resumed: bool, status: TrainStatus
+) -> None:
+    """Write ``config.yaml`` and ``git_commit.txt``; on resume drop the ``results.csv`` rows
+    after the checkpoint and temporary files of a write cut by a kill."""
+    (run_dir / "weights").mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    (run_dir / "git_commit.txt").write_text(identity.git_commit + "\n")
+    if resumed:
+        _truncate_results(run_dir / "results.csv", status.epoch - 1)
+        for stale in (run_dir / "weights").glob(".*.tmp"):
+            stale.unlink()
+
+
+def start_epoch_data(data: TrainData, epoch: int, tc: Any, partial: PartialEpoch) -> None:
+    """Augmentation of ``epoch`` (no mosaic in the last ``close_mosaic``), sampler order and the
+    batches a mid-epoch resume skips."""
+    final_epochs = epoch >= tc.epochs - tc.close_mosaic
+    data.train_set.augment = data.no_mosaic if final_epochs else data.augment
+    data.train_set.set_epoch(epoch)
+    data.train_loader.sampler.set_epoch(epoch)
+    data.train_loader.sampler.set_skip(partial.batches_done * data.train_loader.batch_size)
+
+
+def update_best(status: TrainStatus, metrics: dict[str, Any], best_metric: str) -> bool:
+    """Whether this epoch's ``best_metric`` beats the best so far (and record it)."""
+    value = _metric_value(metrics, best_metric) if metrics else None
+    improved = value is not None and value > status.best_value
+    if improved:
+        status.best_value = value
+    return improved
+
+
+def checkpoint_state(
+    opt: Optimization,
+    status: TrainStatus,
+    epoch_done: int,
+    partial: PartialEpoch,
+    identity: RunIdentity,
+) -> dict[str, Any]:
+    """The checkpoint dict (format in :mod:`ssabnet.engine.checkpoint`)."""
+    return {
+        "model": unwrap(opt.model).state_dict(),
+        "ema": opt.ema.state_dict() if opt.ema is not None else None,
+        "optimizer": opt.optimizer.state_dict(),
+        "scheduler": opt.scheduler.state_dict(),
+        "scaler": opt.scaler.state_dict() if opt.scaler.is_enabled() else None,
+        "epoch": epoch_done,
+        "epoch_step": partial.batches_done,
+        "step": int(opt.scheduler.last_epoch),
+        "loss_sums": dict(partial.loss_sums),
+        "best_value": status.best_value,
+        "rng": rng_state(),
+        "config": identity.config,
+        "class_names": identity.class_names,
+        "dataset_info": identity.dataset_info,
+        "git_commit": identity.git_commit,
+        "metrics": {
+            k: float(v)
+            for k, v in status.last_metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        },
+    }
+
+
+def save_mid_epoch(
+    opt: Optimization,
+    status: TrainStatus,
+    epoch: int,
+    identity: RunIdentity,
+    run_dir: Path,
+    env: DistEnv,
+    partial: PartialEpoch,
+) -> None:
+    """``weights/last.pt`` inside ``epoch`` (rank 0)."""
+    if env.is_main:
+        state = checkpoint_state(opt, status, epoch - 1, partial, identity)
+        save_checkpoint(state, run_dir / "weights" / "last.pt")
+
+
+def save_epoch(
+    opt: Optimization,
+    status: TrainStatus,
+    epoch: int,
+    identity: RunIdentity,
+    run_dir: Path,
+    evaluator: Any,
+    metrics: dict[str, Any],
+    improved: bool,
+) -> None:
+    """``weights/last.pt`` and ``val/last`` after ``epoch``; ``best.pt`` and ``val/best`` too
+    when it improved on the best metric."""
+    if metrics:
+        save_evaluation(evaluator, metrics, run_dir / "val" / "last" / "metrics.json")
+    state = checkpoint_state(opt, status, epoch, PartialEpoch(), identity)
+    save_checkpoint(state, run_dir / "weights" / "last.pt")
+    if improved:
+        save_checkpoint(state, run_dir / "weights" / "best.pt")
+        save_evaluation(evaluator, metrics, run_dir / "val" / "best" / "metrics.json")
+
+
+def log_epoch(
+    run_dir: Path,
+    epoch: int,
+    opt: Optimization,
+    mean_terms: dict[str, float],
+    metrics: dict[str, Any],
+    epoch_start: float,
+    tensorboard: Any,
+) -> dict[str, Any]:
+    """Append the epoch's row to ``results.csv`` (and TensorBoard); return the row."""
+    row = {"epoch": epoch, "lr": opt.optimizer.param_groups[0]["lr"]}
+    row |= {k: round(v, 6) for k, v in mean_terms.items()}
+    row |= {k: "" if metrics.get(k) is None else metrics[k] for k in CSV_METRICS}
+    row["time"] = round(time.time() - epoch_start, 3)
+    _write_results_row(run_dir / "results.csv", row)
+    if tensorboard is not None:
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, int | float):
+                tensorboard.add_scalar(key, value, epoch)
+        tensorboard.flush()
+    return row
+
+
+def print_epoch(
+    epoch: int, epochs: int, mean_terms: dict[str, float], metrics: dict[str, Any], seconds: float
+) -> None:
+    print(
+        f"epoch {epoch + 1}/{epochs} "
+        + " ".join(f"{k}={v:.4f}" for k, v in mean_terms.items())
+        + "".join(f" {k}={metrics[k]:.4f}" for k in CSV_METRICS if metrics.get(k) is not None)
+        + f" ({seconds:.1f}s)",
+        flush=True,
+    )
+
+
+def _dataset_info(dataset: DetectionDataset) -> dict[str, Any]:
+    return {
+        "name": dataset.info.name,
+        "format": dataset.info.format,
+        "native_ids": [int(i) for i in dataset.info.native_ids],
+    }
