@@ -48,7 +48,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation recipe (YOLOv8-like defaults scaled for small-object UAV data)."""
+    """Optimisation recipe.
+
+    The recipe defaults (optimizer, lr, warm-up, mosaic) are the one every measurement in
+    docs/results.md used (AdamW from scratch, 20 epochs on synthetic drone scenes at imgsz 320);
+    the ultralytics-parity switches (``lr_step``, ``loss_times_batch``, ``min_visible`` and the
+    assigner's in ``LossConfig``) stay off until a tuning-split run shows they help. None of it
+    was measured at full scale (VisDrone at 640 for 100+ epochs).
+    """
 
     epochs: int = 100
     batch: int = 16
@@ -56,11 +63,13 @@ class TrainConfig:
     device: str = "cpu"
     workers: int = 2
     seed: int = 0
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 0.01
+    # AdamW lr 0.002: the recipe of every measured run (docs/results.md); SGD (YOLOv8's lr 0.01
+    # expects train.loss_times_batch) was not compared. sgd | adamw
+    optimizer: str = "adamw"
+    lr: float = 0.002
     momentum: float = 0.937  # SGD momentum / AdamW beta1
     weight_decay: float = 5e-4
-    warmup_epochs: float = 3.0
+    warmup_epochs: float = 1.0
     schedule: str = "cosine"  # cosine | linear
     # step: the lr follows the schedule every optimizer step, decaying after the warm-up;
     # epoch: ultralytics' way, the decay set once per epoch over the whole run (warm-up ramps
@@ -75,8 +84,10 @@ class TrainConfig:
     # only the clipping changes (grad_clip then bounds a batch-times-larger gradient); with SGD
     # the effective lr grows by the batch size too.
     loss_times_batch: bool = False
-    mosaic: float = 1.0  # probability
-    close_mosaic: int = 10  # last N epochs without mosaic (standard YOLO practice)
+    # Off: every measured run trained without it (the peers too). Probability; 1.0 and
+    # close_mosaic 10 is YOLOv8's full-scale practice, not measured here.
+    mosaic: float = 0.0
+    close_mosaic: int = 0  # last N epochs without mosaic
     hflip: float = 0.5
     vflip: float = 0.0
     scale: float = 0.5  # random scale range 1 +- scale

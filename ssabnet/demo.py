@@ -93,13 +93,7 @@ def train_overrides(run: str, budget: DemoBudget, data: dict[str, str], out: Pat
             "val_interval": budget.val_interval,
             "workers": 0,  # 2 cores: loader processes only compete with the training threads
             "out": str(out / run),
-            # A few minutes from scratch: AdamW converges faster than SGD at this budget, and
-            # mosaic would halve the already tiny objects at imgsz 320.
-            "optimizer": "adamw",
-            "lr": 0.002,
-            "warmup_epochs": 1.0,
-            "mosaic": 0.0,
-            "close_mosaic": 0,
+            # the recipe (optimizer, lr, warm-up, augmentation) is TrainConfig's defaults
         },
     }
 

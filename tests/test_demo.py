@@ -79,6 +79,8 @@ def test_recipes_differ_only_in_model_and_loss(tmp_path: Path):
     assert {k: v for k, v in base["train"].items() if k != "out"} == {
         k: v for k, v in ours["train"].items() if k != "out"
     }
+    # the recipe is TrainConfig's defaults: the demo sets only its budget and paths
+    assert set(ours["train"]) == {"epochs", "imgsz", "batch", "val_interval", "workers", "out"}
 
 
 def test_rerun_skips_finished_steps(demo_runs: Path, capsys):
