@@ -10,7 +10,7 @@ Model-free prior (no trained network involved), documented in docs/losses.md:
   (a detector that roughly knows the object size but not yet where it is);
 * the assigner is ``ssabnet.assign.TaskAlignedAssigner`` (top-k 10, alpha 0.5, beta 6) at
   strides P3-P5 (8, 16, 32) and P2-P5 (4, 8, 16, 32), with and without the centre-radius
-  fallback.
+  fallback; ``--widen-tiny`` applies ultralytics' tiny-side widening to the candidates.
 
 Usage::
 
@@ -70,12 +70,13 @@ def prior_predictions(points, gt_boxes, generator):
     return torch.cat([points - wh / 2, points + wh / 2], -1)
 
 
-def count_zero_positives(images, strides, metric, radius, seed=0):
+def count_zero_positives(images, strides, metric, radius, seed=0, widen_tiny=False):
     """(#GT, #GT with 0 positives, per-bucket zero counts, per-bucket totals, seconds)."""
     points, anchor_strides = anchor_grid(strides)
     assigner = TaskAlignedAssigner(
-        num_classes=NUM_CLASSES, metric=metric, center_radius=radius, C=12.0
-    )
+        num_classes=NUM_CLASSES, metric=metric, center_radius=radius, C=12.0,
+        widen_tiny=widen_tiny,
+    )  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     zero_sizes, all_sizes = [], []
     seconds = 0.0
@@ -112,6 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic-images", type=int, default=64)
     parser.add_argument("--radii", type=float, nargs="+", default=[0.0, 1.0, 2.5])
+    parser.add_argument("--metrics", nargs="+", default=["iou", "nwd", "sabl"])
+    parser.add_argument("--widen-tiny", action="store_true", help="ultralytics' candidate rule")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -135,13 +138,14 @@ def main() -> None:
         for strides in ((8, 16, 32), (4, 8, 16, 32)):
             level = "P3-P5" if strides[0] == 8 else "P2-P5"
             for radius in args.radii:
-                for metric in ("iou", "nwd", "sabl"):
+                for metric in args.metrics:
                     total, zero, zero_b, all_b, secs = count_zero_positives(
-                        images, strides, metric, radius
+                        images, strides, metric, radius, widen_tiny=args.widen_tiny
                     )
                     buckets = " | ".join(f"{zero_b[i]}/{all_b[i]}" for i in range(3))
+                    rule = f"{radius:g}" + (" + widen" if args.widen_tiny else "")
                     print(
-                        f"| {data_name} | {level} | {radius:g} | {metric} | {total} | "
+                        f"| {data_name} | {level} | {rule} | {metric} | {total} | "
                         f"{zero} ({100 * zero / total:.1f}%) | {buckets} | {secs:.2f} |"
                     )
 

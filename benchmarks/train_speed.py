@@ -7,7 +7,7 @@ runs in its own fresh process so its peak resident memory (``ru_maxrss``) is its
 own ``v8DetectionLoss``) need the benchmark environment; ultralytics is never used by ssabnet::
 
     bash benchmarks/setup_peer_env.sh
-    .benchenv/bin/python benchmarks/train_speed.py --models baseline-n ssabnet-n \\
+    .benchenv/bin/python benchmarks/train_speed.py --models baseline-n baseline-n-p2 ssabnet-n \\
         --peers yolov8n.yaml yolov8n-p2.yaml
 """
 
@@ -108,7 +108,7 @@ def run_one(kind: str, name: str, data_path: Path, steps: int, warmup: int, thre
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["baseline-n", "ssabnet-n"])
+    parser.add_argument("--models", nargs="+", default=["baseline-n", "baseline-n-p2", "ssabnet-n"])
     parser.add_argument("--peers", nargs="*", default=["yolov8n.yaml", "yolov8n-p2.yaml"])
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--batch", type=int, default=4)
