@@ -314,6 +314,95 @@ def _cmd_val(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- errors
+def _add_errors_command(sub: argparse._SubParsersAction) -> None:
+    errors = sub.add_parser(
+        "errors",
+        help="TIDE error types (cls, loc, both, dupe, bkg, miss) with ΔAP per object size",
+        description="TIDE's error taxonomy (Bolya et al., ECCV 2020) from SSABNet's matching "
+        "(IoU 0.5, maxDets 500, ignore regions), per size bucket and overall: ΔAP is the AP50 "
+        "gained by fixing one error type (TIDE's oracle, all scores); counts are shown at a "
+        "confidence threshold (F1-optimal by default). With --run, errors.json and errors.csv "
+        "are saved beside the run's matching tables.",
+    )
+    source = errors.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="run folder (reads val/<split>/matches_*)")
+    source.add_argument("--predictions", type=Path, help="predictions file/folder (with --data)")
+    errors.add_argument("--data", help="(--predictions) catalog name, YAML or dataset folder")
+    errors.add_argument("--format", default="auto", choices=["auto", "visdrone", "uavdt", "coco"])
+    errors.add_argument(
+        "--pred-format", default="auto", help="(--predictions) auto, coco, ultralytics, visdrone"
+    )
+    errors.add_argument("--class-map", help="(--predictions) offset:K or a YAML/JSON mapping")
+    errors.add_argument("--split", default="best", choices=["best", "last"], help="(--run)")
+    errors.add_argument(
+        "--threshold", type=float, help="confidence threshold for counts (default: F1-optimal)"
+    )
+    errors.add_argument(
+        "--tide-compat",
+        action="store_true",
+        help="TIDE's own settings (its AP, maxDets 100, no ignore regions), to compare with "
+        "tidecv; needs --predictions and --data",
+    )
+    errors.add_argument("--out", type=Path, help="folder for errors.json/errors.csv")
+    errors.add_argument("--overwrite", action="store_true", help="replace existing errors.json")
+    errors.add_argument("--json", action="store_true", help="print the JSON, not a table")
+    errors.set_defaults(handler=_cmd_errors)
+
+
+def _cmd_errors(args) -> int:
+    from ssabnet.analysis import check_evidence, tide_compat_tables
+    from ssabnet.analysis.report import error_summary, format_error_table, save_error_summary
+    from ssabnet.errors import SsabnetError
+
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise SsabnetError(f"--threshold must be in [0, 1], got {args.threshold}")
+    notes: list[str] = []
+    if args.run is not None:
+        from ssabnet.runs import RunError, load_run
+
+        if args.tide_compat:
+            raise SsabnetError("--tide-compat re-matches the predictions: use --predictions --data")
+        run = load_run(args.run, split=args.split)
+        notes.extend(run.notes)
+        folder = run.path / "val" / run.split
+        if run.matches is None:
+            raise RunError(f"{folder}: no matching tables (matches_dets.parquet); run ssabnet val")
+        tables = run.matches
+        check_evidence(tables, str(folder / "matches_dets.parquet"))
+        out_dir = args.out or folder
+    else:
+        from ssabnet.data import load_dataset
+        from ssabnet.evaluation import Evaluator
+        from ssabnet.evaluation.readers import load_predictions
+
+        if not args.data:
+            raise SsabnetError("--predictions needs --data (the ground truth to match against)")
+        dataset = load_dataset(args.data, format=args.format)
+        loaded = load_predictions(args.predictions, dataset, args.pred_format, args.class_map)
+        notes.extend(loaded.decisions)
+        if args.tide_compat:
+            tables = tide_compat_tables(dataset.info, dataset.records, loaded.predictions)
+        else:
+            evaluator = Evaluator(dataset.info, dataset.records)
+            evaluator.process(loaded.predictions)
+            tables = evaluator.matches()
+        out_dir = args.out
+    doc = error_summary(tables, threshold=args.threshold, compat=args.tide_compat)
+    written = []
+    if out_dir is not None:
+        written = save_error_summary(doc, out_dir, args.tide_compat, overwrite=args.overwrite)
+    if args.json:
+        _print_json(doc)
+        return 0
+    for note in notes:
+        print(note)
+    print(format_error_table(doc))
+    if written:
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 # ----------------------------------------------------------------------------- train / predict
 def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a detector (DDP: torchrun ... -m ssabnet train)")
@@ -733,6 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(sub)
     _add_model_commands(sub)
     _add_val_command(sub)
+    _add_errors_command(sub)
     _add_engine_commands(sub)
     _add_demo_command(sub)
     _add_ablate_command(sub)
