@@ -70,10 +70,13 @@ def synthetic_case(seed: int, images: int) -> tuple[DatasetInfo, list[ImageRecor
     return info, records
 
 
-def generate_detections(records, num_classes: int, seed: int, max_per_image: int = 500):
+def generate_detections(
+    records, num_classes: int, seed: int, max_per_image: int = 500, fill: bool = False
+):
     """Detections with every TIDE error type: per object a detection with probability 0.8
     (jitter 3%, 25% or 60% of its size: TPs and localisation errors; 12% a wrong class), 15%
-    duplicates, and background boxes up to ``max_per_image``; continuous scores (no ties)."""
+    duplicates, and background boxes up to a random number ``<= max_per_image`` (exactly
+    ``max_per_image`` with ``fill``); continuous scores (no ties)."""
     rng = np.random.default_rng(seed)
     predictions = {}
     for r in records:
@@ -89,7 +92,8 @@ def generate_detections(records, num_classes: int, seed: int, max_per_image: int
         boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1.0)
         wrong = rng.random(len(lab)) < 0.12
         lab = np.where(wrong, (lab + rng.integers(1, num_classes, len(lab))) % num_classes, lab)
-        num_bg = int(rng.integers(0, max(1, max_per_image - len(boxes)) + 1))
+        room = max(0, max_per_image - len(boxes))
+        num_bg = room if fill else int(rng.integers(0, max(1, room) + 1))
         size = np.exp(rng.uniform(np.log(3), np.log(150), (num_bg, 2)))
         xy = rng.uniform(0, 1, (num_bg, 2)) * [r.width, r.height]
         boxes = np.concatenate([boxes, np.concatenate([xy, xy + size], 1)])
@@ -172,7 +176,7 @@ def main() -> None:
     from eval_speed import load_val_records
 
     info, records = load_val_records(args.images)
-    predictions = generate_detections(records, info.num_classes, seed=0)
+    predictions = generate_detections(records, info.num_classes, seed=0, fill=True)
     n_dets = sum(len(p["scores"]) for p in predictions.values())
     print(
         f"{len(records)} images, {n_dets} detections; {platform.platform()}, "

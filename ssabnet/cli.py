@@ -319,11 +319,22 @@ def _add_errors_command(sub: argparse._SubParsersAction) -> None:
     errors = sub.add_parser(
         "errors",
         help="TIDE error types (cls, loc, both, dupe, bkg, miss) with ΔAP per object size",
-        description="TIDE's error taxonomy (Bolya et al., ECCV 2020) from SSABNet's matching "
-        "(IoU 0.5, maxDets 500, ignore regions), per size bucket and overall: ΔAP is the AP50 "
-        "gained by fixing one error type (TIDE's oracle, all scores); counts are shown at a "
-        "confidence threshold (F1-optimal by default). With --run, errors.json and errors.csv "
-        "are saved beside the run's matching tables.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+TIDE's error taxonomy (Bolya et al., ECCV 2020) from SSABNet's matching (IoU 0.5, maxDets 500,
+ignore regions), per size bucket and overall. dAP is the AP50 gained by fixing one error type
+(TIDE's oracle, all scores); counts are shown at a confidence threshold (F1-optimal by default).
+The table prints AP50 and dAP in %; the JSON keeps 0-1 units like metrics.json:
+  {"AP": AP50, "buckets": {"all": {"cls": dAP, "loc": .., "both": .., "dupe": .., "bkg": ..,
+  "miss": ..}, "very_tiny": {..}, ...}, "bucket_AP", "counts", "threshold",
+  "counts_at_threshold", "settings"}
+With --run, errors.json and errors.csv are saved beside the run's matching tables
+(val/<split>/); definitions in docs/evaluation.md ("Error taxonomy").""",
+        epilog="""\
+examples:
+  ssabnet errors --run runs/demo/ssabnet-n
+  ssabnet errors --run runs/demo/ssabnet-n --json --threshold 0.25 --overwrite
+  ssabnet errors --predictions preds.json --data visdrone-det-val --tide-compat""",
     )
     source = errors.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="run folder (reads val/<split>/matches_*)")
