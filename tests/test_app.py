@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
@@ -66,6 +67,11 @@ def test_runs_page_charts_follow_the_selection(app_env):
     assert at.dataframe[0].value["run"].tolist() == ["baseline-n", "ssabnet-n"]
     bucket_fig = _figures(at)[1]
     assert {t["name"] for t in bucket_fig["data"]} == {"baseline-n", "ssabnet-n"}
+    # percent everywhere: the table and the charts show AP in %, like the cards and the CLI
+    metrics = json.loads((app_env / "ssabnet-n" / "val" / "best" / "metrics.json").read_text())
+    shown = at.dataframe[0].value.set_index("run")
+    assert shown.loc["ssabnet-n", "AP50"] == pytest.approx(100 * metrics["AP50"])
+    assert bucket_fig["layout"]["yaxis"]["title"]["text"] == "AP %"
     assert list(bucket_fig["data"][0]["x"]) == ["very_tiny", "tiny", "small", "medium", "large"]
 
     at.multiselect(key="runs_pick").set_value(["ssabnet-n"]).run()
@@ -105,6 +111,13 @@ def test_compare_page_bootstrap_and_pr_curves(app_env):
     boot = tables[1]  # [0] metric deltas, [1] bootstrap
     assert list(boot.index)[:2] == ["all", "very_tiny"]
     assert {"delta", "ci_low", "ci_high", "p_value"} <= set(boot.columns)
+    assert all(p == "–" or p.startswith("< ") or 0 <= float(p) <= 1 for p in boot["p_value"])
+    assert "0.000" not in boot["p_value"].tolist()
+    assert at.radio(key="cmp_metric").value == "AP"  # AP@[.5:.95] by default, AP50 on request
+    at.radio(key="cmp_metric").set_value("AP50").run()
+    ap50 = at.dataframe[1].value
+    assert ap50.loc["all", "ap_a"] != boot.loc["all", "ap_a"]
+    at.radio(key="cmp_metric").set_value("AP").run()
     assert any("PR curve" in t for t in _titles(at))
 
     at.radio(key="cmp_by").set_value("class").run()
@@ -168,20 +181,63 @@ def test_sabl_page_widgets_drive_loss_curves(app_env):
     far = table[table["offset"].abs() > 64 + 1]
     assert (far["grad_cx"].abs() > 0).all()
 
+    # mu(s): px on a log axis from 1 to 256 px (not stretched to 10^12), kappa labelled in view
+    mu_fig = _figures(at)[2]
+    axis = mu_fig["layout"]["xaxis"]
+    assert axis["type"] == "log" and axis["range"] == pytest.approx([0.0, np.log10(256)])
+    assert "px" in axis["title"]["text"]
+    labels = [t.get("text") for t in mu_fig["data"] if t.get("mode") == "lines+text"]
+    assert ["", "κ = 32 px"] in labels and ["", "s = 64 px"] in labels
+
     at.multiselect(key="sabl_kinds").set_value([]).run()
     assert at.info[0].value == "Pick at least one loss."
 
 
-def test_error_analysis_page_counts_gallery_and_fiftyone(app_env):
+def test_error_analysis_page_taxonomy_threshold_galleries(app_env):
+    from ssabnet.analysis import error_taxonomy, f1_optimal_threshold, load_run
+
     at = _run("pages/5_Error_analysis.py")
     assert at.selectbox(key="err_run").value == "ssabnet-n"  # last of --compare
-    counts = at.dataframe[0].value
+    run = load_run(app_env / "ssabnet-n")
+    best = f1_optimal_threshold(run.matches)
+    assert at.slider(key="err_threshold").value == pytest.approx(round(best.score, 3))
+    assert any(f"{best.score:.3f}" in c.value for c in at.caption)  # the default is shown
+    taxonomy = at.dataframe[0].value
+    assert list(taxonomy.index) == ["all", "very_tiny", "tiny", "small", "medium", "large"]
+    report = error_taxonomy(run.matches)
+    assert taxonomy.loc["all", "ΔAP loc %"] == f"{100 * report.delta_ap['all']['loc']:.2f}"
+    titles = _titles(at)
+    assert any("ΔAP50 from fixing each error type" in t for t in titles)
+    assert any("Precision-recall per class" in t for t in titles)
+    assert any("Confusion matrix" in t for t in titles)
+    delta_fig = next(f for f in _figures(at) if "ΔAP50" in f["layout"]["title"]["text"])
+    assert {t["name"] for t in delta_fig["data"]} == {"cls", "loc", "both", "dupe", "bkg", "miss"}
+    counts = at.dataframe[1].value
     assert list(counts.index) == ["very_tiny", "tiny", "small", "medium", "large"]
+
+    # the threshold changes counts, never AP
+    at.slider(key="err_threshold").set_value(0.0).run()
+    low = at.dataframe[1].value
+    low_tax = at.dataframe[0].value
+    at.slider(key="err_threshold").set_value(0.9).run()
+    high = at.dataframe[1].value
+    assert low["fp"].sum() > high["fp"].sum()
+    assert (
+        at.dataframe[0].value["AP50 % (all scores)"].tolist()
+        == low_tax["AP50 % (all scores)"].tolist()
+    )
+    at.slider(key="err_threshold").set_value(0.0).run()
+
     at.radio(key="err_by").set_value("class_name").run()
-    assert "car" in at.dataframe[0].value.index
+    assert "car" in at.dataframe[1].value.index
     code = at.code[0].value
     assert "ssabnet fiftyone index" in code and "predictions.json" in code
 
+    # galleries: one crop per false positive, per missed object, per cross-run object
+    at.selectbox(key="err_fp_type").set_value("bkg").run()
+    assert len(_images(at)) > 0
     at.multiselect(key="err_buckets").set_value(["very_tiny", "tiny", "small", "medium"]).run()
-    missed = at.dataframe[1].value
-    assert len(missed) > 0 and len(_images(at)) == len(missed)  # one crop per missed object
+    missed = at.dataframe[2].value
+    assert len(missed) > 0 and "near_iou" in missed.columns
+    assert at.selectbox(key="err_other").value == "baseline-n"
+    assert len(at.tabs) == 2 and "found by" in at.tabs[0].label

@@ -82,3 +82,23 @@ def test_seed_lists_average_each_side(two_detectors):
     assert pooled.loc["all", "ci_low"] == pytest.approx(single.loc["all", "ci_low"] / 2)
     with pytest.raises(ValueError, match="at least one"):
         bootstrap_ap_difference([], [b])
+
+
+def test_rematch_at_half_reproduces_the_tables_and_ap_equals_cocoeval():
+    from ssabnet.evaluation.matching import rematch
+
+    records = visdrone_sample_records(limit=30)
+    evaluator = Evaluator(VISDRONE_INFO, records)
+    evaluator.process(noisy_predictions(records, seed=3))
+    tables = evaluator.matches()
+    again = rematch(tables, 0.5).dets
+    for column in ("status", "matched_gt"):
+        assert again[column].tolist() == tables.dets[column].tolist()
+    strict = rematch(tables, 0.95).dets
+    assert strict["tp"].sum() < tables.dets["tp"].sum()
+    # AP@[.5:.95] from the tables' ten re-matchings is COCOeval's AP on the full data
+    frame = bootstrap_ap_difference(tables, tables, n_boot=10, seed=0, metric="AP")
+    assert frame.loc["all", "ap_a"] == pytest.approx(evaluator.evaluate()["AP"], abs=1e-12)
+    assert (frame["delta"].fillna(0) == 0).all()
+    with pytest.raises(ValueError, match="unknown metric"):
+        bootstrap_ap_difference(tables, tables, metric="AP75")

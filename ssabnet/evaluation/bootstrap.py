@@ -1,9 +1,12 @@
 """Paired bootstrap over images of the AP difference between two detectors (app, ablations).
 
-The AP used is the COCO 101-point **AP50** recomputed from the matching tables
-(:mod:`ssabnet.evaluation.matching`), not the full AP@[.5:.95]: re-running COCOeval on each of
-1000 resamples would take minutes, whereas the tables give each resample's AP from weighted
-cumulative sums. On the full data the ``all`` value equals the COCO AP50 exactly.
+The AP is the COCO 101-point **AP50** (``metric="AP50"``, default) or **AP@[.5:.95]**
+(``metric="AP"``) recomputed from the matching tables (:mod:`ssabnet.evaluation.matching`):
+re-running COCOeval on each of 1000 resamples would take minutes, whereas the tables give each
+resample's AP from weighted cumulative sums. For ``AP`` the tables are re-matched once at each
+of COCO's ten IoU thresholds (:func:`~ssabnet.evaluation.matching.rematch`) and a class's AP is
+the mean over the thresholds, as COCOeval averages its precision array. On the full data the
+``all`` value equals the COCO AP50 (and AP) exactly.
 
 Per size bucket (``by="bucket"``) the tables' IoU-0.5 matching of the ``all`` range is reused:
 a TP counts in the bucket of its ground truth (a TP on another bucket's GT is ignored there), an
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ssabnet.evaluation.matching import MatchTables
+from ssabnet.evaluation.matching import COCO_IOU_THRESHOLDS, MatchTables, rematch
 from ssabnet.scales import size_bucket_names
 
 _RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)  # COCOeval params.recThrs
@@ -115,8 +118,9 @@ def bootstrap_ap_difference(
     seed: int = 0,
     by: str = "bucket",
     confidence: float = 0.95,
+    metric: str = "AP50",
 ) -> pd.DataFrame:
-    """Paired bootstrap (over images) of ``AP50(B) - AP50(A)``.
+    """Paired bootstrap (over images) of ``AP50(B) - AP50(A)`` (or of AP@[.5:.95]).
 
     Args:
         matches_a, matches_b: matching tables of two detectors on the SAME images and GT; or
@@ -128,12 +132,16 @@ def bootstrap_ap_difference(
         by: ``"bucket"`` (rows ``all`` + the size buckets of :mod:`ssabnet.scales`) or
             ``"class"`` (one row per class name, all sizes).
         confidence: two-sided percentile interval.
+        metric: ``"AP50"`` or ``"AP"`` (AP@[.5:.95]: ten re-matchings, about 10x the time).
 
     Returns:
         DataFrame indexed by group with ``ap_a``, ``ap_b``, ``delta`` (B - A on the full data),
         ``ci_low``, ``ci_high``, ``p_value`` (two-sided bootstrap sign test, ``NaN`` when the
         difference is identically 0) and ``n_gt``. AP is ``NaN`` for a group without GT.
     """
+    if metric not in ("AP50", "AP"):
+        raise ValueError(f"unknown metric {metric!r}; use 'AP50' or 'AP'")
+    thresholds = (0.5,) if metric == "AP50" else COCO_IOU_THRESHOLDS
     side_a = [matches_a] if isinstance(matches_a, MatchTables) else list(matches_a)
     side_b = [matches_b] if isinstance(matches_b, MatchTables) else list(matches_b)
     if not side_a or not side_b:
@@ -153,9 +161,14 @@ def bootstrap_ap_difference(
     labels = [lab for lab in labels if lab >= 0]
     names = dict(zip(first.gts["label"], first.gts["class_name"], strict=False))
     names.update(zip(first.dets["label"], first.dets["class_name"], strict=False))
-    groups = {id(t): _groups(t, by) for t in side_a + side_b}
+    # per table: one (tables, groups) per IoU threshold
+    variants = {
+        id(t): [(v, _groups(v, by)) for v in
+                (t if thr == 0.5 else rematch(t, thr) for thr in thresholds)]
+        for t in side_a + side_b
+    }  # fmt: skip
     rows = {}
-    for group in groups[id(first)]:
+    for group in variants[id(first)][0][1]:
         if by == "class":
             targets = [(names.get(lab, str(lab)), [lab]) for lab in labels]
         else:
@@ -166,15 +179,18 @@ def bootstrap_ap_difference(
             for side in (side_a, side_b):
                 per_table = []
                 for tables in side:
-                    flag, positive = groups[id(tables)][group]
                     aps = []
                     n_gt = 0
                     for lab in class_labels:
-                        det_img, tp, gt_img = _class_arrays(
-                            tables, flag, positive, lab, image_index
-                        )
+                        per_iou = []
+                        for matched, groups in variants[id(tables)]:
+                            flag, positive = groups[group]
+                            det_img, tp, gt_img = _class_arrays(
+                                matched, flag, positive, lab, image_index
+                            )
+                            per_iou.append(_weighted_ap(counts, det_img, tp, gt_img))
                         n_gt += int(gt_img.sum())
-                        aps.append(_weighted_ap(counts, det_img, tp, gt_img))
+                        aps.append(np.mean(per_iou, axis=0))
                     stacked = np.stack(aps)
                     valid = ~np.isnan(stacked)
                     per_table.append(

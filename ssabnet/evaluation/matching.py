@@ -288,6 +288,61 @@ def match_tables(
     return MatchTables(_concat(det_parts), _concat(gt_parts))
 
 
+#: COCO's IoU thresholds of AP@[.5:.95].
+COCO_IOU_THRESHOLDS = tuple(np.round(np.linspace(0.5, 0.95, 10), 2))
+
+
+def rematch(tables: MatchTables, iou_threshold: float) -> MatchTables:
+    """The detection table re-matched at another IoU threshold, from the tables alone.
+
+    Same rules as :func:`match_tables` (COCOeval's greedy matcher per image and class, ignore
+    GT reusable and only when no real object qualifies); the matcher's inputs are read back
+    from the tables: real objects are ``status`` ``tp``/``fn``, ignore objects ``ignore`` (of
+    their class, or of every class when unlabelled), detections those with ``status`` ``tp``,
+    ``fp`` or ``ignored`` (kept by the cap and the regions), in descending score order. At 0.5
+    it returns the tables' own decisions (tested). Only ``status``, ``tp``, ``matched_gt`` and
+    ``iou`` of ``dets`` change; ``gts`` is returned as is.
+    """
+    dets, gts = tables.dets, tables.gts
+    status = dets["status"].to_numpy().copy()
+    matched = np.full(len(dets), -1, dtype=np.int64)
+    iou_out = np.full(len(dets), np.nan)
+    kept = np.isin(status, ["tp", "fp", "ignored"])
+    status[kept] = "fp"
+    det_rows = pd.Series(np.arange(len(dets)))
+    gt_boxes_all = gts[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
+    det_boxes_all = dets[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
+    gt_status = gts["status"].to_numpy()
+    gt_label = gts["label"].to_numpy(np.int64)
+    gt_index = gts["gt_index"].to_numpy(np.int64)
+    gt_by_image = pd.Series(np.arange(len(gts))).groupby(gts["image_id"].to_numpy()).indices
+    kept_rows = det_rows[kept]
+    order = np.lexsort(
+        (dets["det_index"].to_numpy()[kept], -dets["score"].to_numpy()[kept],
+         dets["label"].to_numpy()[kept], pd.factorize(dets["image_id"].to_numpy()[kept])[0])
+    )  # fmt: skip
+    kept_rows = kept_rows.to_numpy()[order]
+    keys = pd.MultiIndex.from_arrays(
+        [dets["image_id"].to_numpy()[kept_rows], dets["label"].to_numpy()[kept_rows]]
+    )
+    for (image_id, label), rows in pd.Series(kept_rows).groupby(keys, sort=False).indices.items():
+        det_idx = kept_rows[rows]
+        g = gt_by_image.get(image_id, np.zeros(0, dtype=np.int64))
+        normal = g[np.isin(gt_status[g], ["tp", "fn"]) & (gt_label[g] == label)]
+        crowd = g[(gt_status[g] == "ignore") & ((gt_label[g] == label) | (gt_label[g] < 0))]
+        cand = np.concatenate([normal, crowd])
+        is_crowd = np.arange(len(cand)) >= len(normal)
+        overlap = pairwise_overlap(det_boxes_all[det_idx], gt_boxes_all[cand], is_crowd)
+        match, iou = greedy_match(overlap, is_crowd, iou_threshold)
+        hit = match >= 0
+        on_crowd = is_crowd[match[hit]]
+        status[det_idx[hit]] = np.where(on_crowd, "ignored", "tp")
+        matched[det_idx[hit]] = gt_index[cand[match[hit]]]
+        iou_out[det_idx[hit]] = iou[hit]
+    new = dets.assign(status=status, tp=status == "tp", matched_gt=matched, iou=iou_out)
+    return MatchTables(new, gts)
+
+
 def coco_interpolated_ap(tp_sorted: np.ndarray, fp_sorted: np.ndarray, num_gt: float) -> float:
     """COCO's 101-point interpolated AP of one class.
 

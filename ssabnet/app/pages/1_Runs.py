@@ -13,6 +13,16 @@ from ssabnet.analysis import (
 )
 from ssabnet.app import common
 
+
+def _is_metric(name: str) -> bool:
+    """AP/AR columns (fractions in metrics.json and results.csv): shown in percent here."""
+    return str(name).startswith(("AP", "AR"))
+
+
+def _percent(frame, columns):
+    return frame.assign(**{c: 100 * frame[c] for c in columns if c in frame})
+
+
 cfg = common.page_header(
     "Runs & per-scale AP",
     "COCO AP at 500 detections per image, split into the five size buckets of ssabnet.scales.",
@@ -38,7 +48,16 @@ for column, (_, row) in zip(columns, summary.iterrows(), strict=False):
         common.fmt_pct(row["AP"]),
         help=f"AP50 {common.fmt_pct(row['AP50'])}, tiny AP {common.fmt_pct(row['AP_t'])}",
     )
-st.dataframe(summary, hide_index=True, width="stretch")
+metric_columns = [c for c in summary.columns if _is_metric(c)]
+st.dataframe(
+    _percent(summary, metric_columns),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        c: st.column_config.NumberColumn(f"{c} %", format="%.1f") for c in metric_columns
+    },
+)
+st.caption("All AP and AR figures on this page are in percent (metrics.json stores fractions).")
 
 headline = st.multiselect(
     "Headline metrics",
@@ -47,20 +66,26 @@ headline = st.multiselect(
     key="runs_headline",
 )
 if headline:
-    long = summary.melt(id_vars="run", value_vars=headline, var_name="metric", value_name="value")
-    st.plotly_chart(
-        px.bar(long, x="metric", y="value", color="run", barmode="group", title="Headline metrics"),
-        width="stretch",
+    long = _percent(summary, headline).melt(
+        id_vars="run", value_vars=headline, var_name="metric", value_name="value"
     )
+    st.plotly_chart(
+        px.bar(
+            long, x="metric", y="value", color="run", barmode="group", title="Headline metrics",
+            labels={"value": "%"},
+        ),
+        width="stretch",
+    )  # fmt: skip
 
 st.subheader("AP per size bucket")
 st.plotly_chart(
     px.bar(
-        scale_ap_table(runs),
+        _percent(scale_ap_table(runs), ["AP"]),
         x="bucket",
         y="AP",
         color="run",
         barmode="group",
+        labels={"AP": "AP %"},
         title="AP@[.5:.95] by object size (sqrt(area) px: <8, 8-16, 16-32, 32-96, >=96)",
     ),
     width="stretch",
@@ -73,7 +98,14 @@ class_metric = st.selectbox(
 per_class = per_class_table(runs, class_metric)
 if per_class[class_metric].notna().any():
     st.plotly_chart(
-        px.bar(per_class, x="class_name", y=class_metric, color="run", barmode="group"),
+        px.bar(
+            _percent(per_class, [class_metric]),
+            x="class_name",
+            y=class_metric,
+            color="run",
+            barmode="group",
+            labels={class_metric: f"{class_metric} %"},
+        ),  # fmt: skip
         width="stretch",
     )
 else:
@@ -89,6 +121,8 @@ else:
     picked = st.multiselect("Columns of results.csv", terms, default=default, key="runs_terms")
     if picked:
         shown = curves[curves["term"].isin(picked)]
+        metric_rows = shown["term"].map(_is_metric)
+        shown = shown.assign(value=shown["value"].where(~metric_rows, 100 * shown["value"]))
         figure = px.line(
             shown,
             x="epoch",
@@ -99,4 +133,5 @@ else:
             markers=True,
         )
         figure.update_yaxes(matches=None, showticklabels=True)
+        st.caption("AP/AR curves in percent; losses as logged.")
         st.plotly_chart(figure, width="stretch")

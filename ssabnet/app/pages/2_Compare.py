@@ -18,12 +18,23 @@ from ssabnet.app import common
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _bootstrap(key: tuple, _a: MatchTables, _b: MatchTables, n_boot: int, seed: int, by: str):
+def _bootstrap(
+    key: tuple, _a: MatchTables, _b: MatchTables, n_boot: int, seed: int, by: str, metric: str
+):
     del key  # cache key: (run a, run b, split, stamps)
-    return bootstrap_ap_difference(_a, _b, n_boot=n_boot, seed=seed, by=by)
+    return bootstrap_ap_difference(_a, _b, n_boot=n_boot, seed=seed, by=by, metric=metric)
 
 
-def _ci_figure(table: pd.DataFrame, title: str) -> go.Figure:
+def _fmt_p(p: float, n_boot: int) -> str:
+    """A bootstrap p-value as text: below the resampling resolution (2 / n_boot) or 0.001 it
+    is only known to be small, so say "< x" instead of printing 0.000."""
+    if p != p:
+        return "–"
+    floor = max(0.001, 2.0 / n_boot)
+    return f"< {floor:.2g}" if p < floor else f"{p:.3f}"
+
+
+def _ci_figure(table: pd.DataFrame, title: str, metric: str) -> go.Figure:
     figure = go.Figure()
     for group, row in table.iterrows():
         figure.add_trace(
@@ -48,7 +59,7 @@ def _ci_figure(table: pd.DataFrame, title: str) -> go.Figure:
     figure.add_vline(x=0.0, line_dash="dash", line_color="gray")
     figure.update_layout(
         title=title,
-        xaxis_title="AP50 difference (B - A), 95% CI",
+        xaxis_title=f"{metric} difference (B - A), % points, 95% CI",
         yaxis={"autorange": "reversed"},
         height=120 + 40 * len(table),
     )
@@ -96,21 +107,27 @@ deltas = compare_metrics(runs, reference_name)
 pivot = deltas.pivot(index="metric", columns="run", values="delta").reindex(
     deltas["metric"].drop_duplicates()
 )
-st.dataframe(pivot.style.format("{:+.4f}", na_rep="–"), width="stretch")
+st.dataframe((100 * pivot).style.format("{:+.2f}", na_rep="–"), width="stretch")
+st.caption("Differences in percentage points (B - A).")
 st.plotly_chart(
     px.bar(
-        deltas,
+        deltas.assign(delta=100 * deltas["delta"]),
         x="metric",
         y="delta",
         color="run",
         barmode="group",
+        labels={"delta": "B - A (% points)"},
         title=f"Metric differences against {reference_name}",
     ),
     width="stretch",
 )
 
-st.subheader("Paired bootstrap over images (AP50)")
-c1, c2, c3 = st.columns(3)
+st.subheader("Paired bootstrap over images")
+c0, c1, c2, c3 = st.columns(4)
+metric = c0.radio(
+    "AP", ["AP", "AP50"], horizontal=True, key="cmp_metric",
+    help="AP = AP@[.5:.95] (the tables re-matched at the ten COCO IoU thresholds); AP50 at IoU 0.5",
+)  # fmt: skip
 n_boot = c1.select_slider("Resamples", [100, 200, 500, 1000, 2000], value=200, key="cmp_nboot")
 seed = c2.number_input("Seed", 0, 10_000, 0, key="cmp_seed")
 by = c3.radio("Group by", ["bucket", "class"], horizontal=True, key="cmp_by")
@@ -121,26 +138,32 @@ for name in others:
     key = (str(reference.path), str(run.path), reference.split, run.split)
     with st.spinner(f"Bootstrapping {reference_name} vs {name} ({n_boot} resamples)..."):
         try:
-            table = _bootstrap(key, reference.matches, run.matches, n_boot, int(seed), by)
+            table = _bootstrap(key, reference.matches, run.matches, n_boot, int(seed), by, metric)
         except ValueError as exc:
             st.error(f"{reference_name} vs {name}: {exc}")
             continue
-    st.markdown(f"**A = {reference_name}, B = {name}**")
+    st.markdown(f"**A = {reference_name}, B = {name}** ({metric} in %, differences in % points)")
+    shown = table.copy()
+    for column in ("ap_a", "ap_b", "delta", "ci_low", "ci_high"):
+        shown[column] = 100 * shown[column]
+    shown["p_value"] = [_fmt_p(p, n_boot) for p in table["p_value"]]
     st.dataframe(
-        table.style.format(
+        shown.style.format(
             {
-                "ap_a": "{:.4f}",
-                "ap_b": "{:.4f}",
-                "delta": "{:+.4f}",
-                "ci_low": "{:+.4f}",
-                "ci_high": "{:+.4f}",
-                "p_value": "{:.3f}",
+                "ap_a": "{:.1f}",
+                "ap_b": "{:.1f}",
+                "delta": "{:+.2f}",
+                "ci_low": "{:+.2f}",
+                "ci_high": "{:+.2f}",
             },
             na_rep="–",
         ),
         width="stretch",
     )
-    st.plotly_chart(_ci_figure(table, f"{name} - {reference_name}"), width="stretch")
+    percent = table.assign(**{c: 100 * table[c] for c in ("delta", "ci_low", "ci_high")})
+    st.plotly_chart(
+        _ci_figure(percent, f"{metric}: {name} - {reference_name}", metric), width="stretch"
+    )
 
 st.subheader("Precision-recall curves (IoU 0.5, classes pooled)")
 bucket = st.selectbox("Size bucket", ["all", *size_bucket_names()], key="cmp_bucket")

@@ -115,12 +115,29 @@ right.plotly_chart(
     width="stretch",
 )
 
-sizes = np.arange(1, 257)
+MU_SIZES = (1.0, 256.0)  # px: the x range of the mu(s) plot (VisDrone objects: 2 px to ~200 px)
+sizes = np.geomspace(*MU_SIZES, 200)
 mu = modulation_curve(sizes, kappa=float(kappa), beta=float(beta))
 figure = px.line(
-    mu, x="size", y="mu", title="SABL modulation mu(s): weight of the NWD term", log_x=True
+    mu, x="size", y="mu", title="SABL modulation μ(s): weight of the NWD term", log_x=True,
+    labels={"size": "object size s = √(w·h) (px, log scale)", "mu": "μ(s)"},
+)  # fmt: skip
+# Vertical markers are traces, not add_vline: on a log axis add_vline's annotation is placed
+# at log10 coordinates and stretched the axis to 10^12 px.
+for x, label, dash in (
+    (float(kappa), f"κ = {kappa:g} px", "dot"),
+    (float(size), f"s = {size} px", "dash"),
+):
+    x = min(max(x, MU_SIZES[0]), MU_SIZES[1])
+    figure.add_scatter(
+        x=[x, x], y=[0.0, 1.08], mode="lines+text", text=["", label], textposition="top center",
+        line={"dash": dash, "color": "gray"}, showlegend=False, hoverinfo="skip",
+    )  # fmt: skip
+figure.update_xaxes(
+    range=[np.log10(MU_SIZES[0]), np.log10(MU_SIZES[1])],
+    tickvals=[1, 2, 4, 8, 16, 32, 64, 128, 256],
 )
-figure.add_vline(x=size, line_dash="dash", annotation_text=f"s = {size}")
+figure.update_yaxes(range=[0.0, 1.18])
 st.plotly_chart(figure, width="stretch")
 with st.expander("Curve table"):
     st.dataframe(table, width="stretch", hide_index=True)
