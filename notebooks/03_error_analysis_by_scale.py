@@ -21,8 +21,11 @@
 #    and read the per-scale metrics (`AP_vt`, `AP_t`, `APs`, `APm`, `APl`);
 # 2. decide whether a difference between two detectors is real with a paired bootstrap over
 #    images (`bootstrap_ap_difference`);
-# 3. look at the missed objects (false negatives) by size in a gallery;
-# 4. (optional) send the same predictions to FiftyOne for interactive browsing.
+# 3. split each detector's errors into TIDE's six types *per object size* and read what fixing
+#    each type would gain (`error_taxonomy`), with counts at the F1-optimal confidence threshold;
+# 4. look at the objects one model misses and the other finds, in a gallery
+#    (`missed_by_a_found_by_b`);
+# 5. (optional) send the same predictions to FiftyOne for interactive browsing.
 #
 # **Data.** If the demo has been run (`$SSABNET_DEMO_DIR`, default `runs/demo`, holding
 # `baseline-n/` and `ssabnet-n/`), we use its checkpoints. Otherwise the notebook trains two tiny
@@ -53,7 +56,7 @@ from ssabnet.data.synthetic import generate_dataset
 
 RUN_NAMES = ("baseline-n", "ssabnet-n")
 MAX_IMAGES = 24  # evaluate on at most this many validation images (CPU time)
-USE_FIFTYONE = os.environ.get("SSABNET_NB_FIFTYONE", "0") == "1"  # section 5; off in CI
+USE_FIFTYONE = os.environ.get("SSABNET_NB_FIFTYONE", "0") == "1"  # section 6; off in CI
 
 demo_ready = all((DEMO_DIR / n / "weights" / "best.pt").is_file() for n in RUN_NAMES)
 if demo_ready:
@@ -155,13 +158,14 @@ ax.legend()
 #
 # `evaluator.matches()` returns two tables: one row per detection (`dets`) and one per ground-truth
 # object (`gts`, with `size`, `size_bucket` and `status` = `tp` / `fn` / `ignore` ...).
+# `ssabnet.analysis.error_counts` counts TP / FN / FP per size bucket from them (here with every
+# score; pass `threshold=` for a deployed detector).
 
 # %%
-gts = {name: m.gts[m.gts.status.isin(["tp", "fn"])] for name, m in matches.items()}
-recall = pd.DataFrame(
-    {name: g.groupby("size_bucket", observed=True).matched.mean() for name, g in gts.items()}
-)
-recall["n_objects"] = gts[RUN_NAMES[0]].groupby("size_bucket", observed=True).size()
+from ssabnet.analysis import error_counts
+
+recall = pd.DataFrame({name: error_counts(m, "size_bucket").recall for name, m in matches.items()})
+recall["n_objects"] = error_counts(matches[RUN_NAMES[0]], "size_bucket")[["tp", "fn"]].sum(axis=1)
 recall
 
 # %% [markdown]
@@ -194,43 +198,109 @@ ax.set_ylabel("AP50(ssabnet-n) - AP50(baseline-n)")
 ax.set_title("Paired bootstrap (500 resamples of images): difference with 95% CI")
 
 # %% [markdown]
-# ## 4. False-negative gallery
+# ## 4. Why are objects missed? TIDE error types per object size
 #
-# The objects `ssabnet-n` missed, smallest first, cropped with context (3x the object, at least
-# 32 px) and enlarged. The red box is the ground truth; the title says whether the baseline found
-# it.
+# TIDE (Bolya et al., ECCV 2020) gives every false positive one type -- `cls` (right place,
+# wrong class), `loc` (right class, IoU 0.1-0.5), `both`, `dupe` (a second detection of a found
+# object), `bkg` (nothing there) -- and calls an object nobody came near a `miss`. Its ΔAP is the
+# AP50 gained by fixing one type alone (an *oracle*: it uses all scores). `error_taxonomy` does
+# this per size bucket, charging each error to the object it is about: for tiny objects, is the
+# problem boxes that are slightly off (`loc`) or objects nobody saw (`miss`)? The same table is
+# `ssabnet errors --run DIR` on the command line and the app's *Error analysis* page.
+
+# %%
+from ssabnet.analysis import ERROR_TYPES, error_counts_at, error_taxonomy, f1_optimal_threshold
+
+reports = {name: error_taxonomy(m) for name, m in matches.items()}
+thresholds = {name: f1_optimal_threshold(m) for name, m in matches.items()}
+for name, choice in thresholds.items():
+    print(
+        f"{name}: AP50 {100 * reports[name].ap['all']:.1f} %; F1-optimal confidence "
+        f"{choice.score:.3f} (F1 {100 * choice.f1:.1f} %)"
+    )
+delta = pd.concat(
+    {name: 100 * pd.DataFrame(r.delta_ap).T[list(ERROR_TYPES)] for name, r in reports.items()},
+    names=["run", "bucket"],
+)
+delta.round(2)  # ΔAP50 in AP points (%)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
+for ax, name in zip(axes, RUN_NAMES, strict=True):
+    frame = delta.loc[name].drop(index="all")
+    frame.plot.bar(ax=ax, width=0.8, legend=name == RUN_NAMES[0])
+    ax.set_title(f"{name}: ΔAP50 from fixing each error type")
+    ax.set_xlabel("object size bucket")
+    ax.set_ylabel("ΔAP50 (AP points, %)")
+fig.tight_layout()
+
+# %% [markdown]
+# Counts need a confidence threshold (below 0.01 almost everything is a false positive). At each
+# model's F1-optimal threshold, the errors per size bucket (`fn` = objects not found; `miss` =
+# those with no detection near them at all):
+
+# %%
+from ssabnet.analysis import label_errors
+
+counts = pd.concat(
+    {
+        name: error_counts_at(label_errors(m), thresholds[name].score)[
+            ["tp", "fp", "fn", *ERROR_TYPES]
+        ]
+        for name, m in matches.items()
+    },
+    names=["run", "bucket"],
+)
+counts
+
+# %% [markdown]
+# ## 5. Missed by one model, found by the other
+#
+# `missed_by_a_found_by_b` lists the objects model A does not find at its threshold that model B
+# finds at its own, smallest first, with B's detection and A's nearest detection (of any class
+# and score). Crops with context: green the object, red B's detection, orange A's nearest box.
 
 # %%
 from PIL import Image
 
 from ssabnet import visualize
+from ssabnet.analysis import missed_by_a_found_by_b
 
 paths = {r.image_id: r.image_path for r in records}
-base_found = matches["baseline-n"].gts.set_index(["image_id", "gt_index"]).matched
-missed = gts["ssabnet-n"][gts["ssabnet-n"].status == "fn"].sort_values("size").head(12)
-print(f"{int((gts['ssabnet-n'].status == 'fn').sum())} missed of {len(gts['ssabnet-n'])} objects")
-if len(missed):
-    cols = 6
-    fig, axes = plt.subplots(-(-len(missed) // cols), cols, figsize=(15, 5.5), squeeze=False)
-    images = {}
-    for ax, row in zip(axes.ravel(), missed.itertuples(), strict=False):
-        if row.image_id not in images:
-            images[row.image_id] = np.asarray(Image.open(paths[row.image_id]).convert("RGB"))
-        crop, box = visualize.crop_with_context(
-            images[row.image_id], [row.x1, row.y1, row.x2, row.y2]
-        )
-        ax.imshow(visualize.draw_boxes(crop, box[None], color=(255, 0, 0)))
-        found = "found" if base_found.get((row.image_id, row.gt_index), False) else "missed"
-        ax.set_title(f"{row.class_name}, {row.size:.1f} px\nbaseline: {found}", fontsize=8)
+
+
+def show_cases(a: str, b: str, limit: int = 6) -> None:
+    rows = missed_by_a_found_by_b(
+        matches[a], matches[b], thresholds[a].score, thresholds[b].score, limit=limit
+    )
+    print(f"missed by {a}, found by {b}: {len(rows)} shown (smallest first)")
+    if rows.empty:
+        return
+    fig, axes = plt.subplots(1, limit, figsize=(15, 3), squeeze=False)
+    for ax, row in zip(axes.ravel(), rows.itertuples(), strict=False):
+        image = np.asarray(Image.open(paths[row.image_id]).convert("RGB"))
+        crop, box = visualize.crop_with_context(image, [row.x1, row.y1, row.x2, row.y2])
+        dx, dy = row.x1 - box[0], row.y1 - box[1]
+        for prefix, color in (("a_", (255, 170, 0)), ("b_", (255, 0, 0))):
+            other = [getattr(row, f"{prefix}{c}") for c in ("x1", "y1", "x2", "y2")]
+            if not np.isnan(other).any():
+                moved = np.array(other) - [dx, dy, dx, dy]
+                crop = visualize.draw_boxes(crop, moved[None], color=color)
+        ax.imshow(visualize.draw_boxes(crop, box[None], color=(0, 220, 0)))
+        ax.set_title(f"{row.class_name}, {row.size:.1f} px\n{b}: {row.b_score:.2f}", fontsize=8)
         ax.set_xlabel("x (crop px)")
         ax.set_ylabel("y (crop px)")
-    for ax in axes.ravel()[len(missed) :]:
+    for ax in axes.ravel()[len(rows) :]:
         ax.axis("off")
-    fig.suptitle("ssabnet-n false negatives (IoU 0.5), smallest first")
+    fig.suptitle(f"missed by {a}, found by {b} (IoU 0.5)")
     fig.tight_layout()
 
+
+show_cases("ssabnet-n", "baseline-n")
+show_cases("baseline-n", "ssabnet-n")
+
 # %% [markdown]
-# ## 5. Optional: browse the same results in FiftyOne
+# ## 6. Optional: browse the same results in FiftyOne
 #
 # Set `SSABNET_NB_FIFTYONE=1` (and install the `fiftyone` extra) to index the validation images
 # with both models' predictions; then open the App with `ssabnet fiftyone launch`. Off by default
@@ -269,21 +339,20 @@ by_class = bootstrap_ap_difference(
 by_class.assign(width=by_class.ci_high - by_class.ci_low).sort_values("n_gt", ascending=False)
 
 # %% [markdown]
-# **E2.** Using the `dets` table, what fraction of each model's false positives are tiny
-# (`size_bucket` in very_tiny/tiny)? What does that tell you about the confidence threshold you
-# would pick for deployment?
+# **E2.** Among each model's false positives *above its F1-optimal threshold*, which TIDE type
+# dominates for tiny objects? What would you change first: the box loss or the classifier?
 #
-# <details><summary>Hint</summary>Filter `status == "fp"` and use
-# `value_counts(normalize=True)`.</details>
+# <details><summary>Hint</summary>`label_errors(m).dets` has `error_type` and `error_bucket`;
+# keep `score >= thresholds[name].score` and cross-tabulate.</details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution E2
-pd.DataFrame(
-    {
-        name: m.dets[m.dets.status == "fp"].size_bucket.value_counts(normalize=True)
-        for name, m in matches.items()
-    }
-)
+kept_types = {}
+for name, m in matches.items():
+    fp = label_errors(m).dets
+    fp = fp[(fp.score >= thresholds[name].score) & (fp.status == "fp")]
+    kept_types[name] = pd.crosstab(fp.error_bucket, fp.error_type)
+pd.concat(kept_types, names=["run", "bucket"])
 
 # %% [markdown]
 # ## Summary
@@ -291,7 +360,10 @@ pd.DataFrame(
 # * One `Evaluator` gives COCO metrics with AI-TOD tiny buckets and per-object matching tables;
 #   per-scale AP and recall show *where* a detector wins or loses.
 # * Differences on few images need a paired bootstrap over images before they mean anything.
-# * A false-negative gallery sorted by size turns numbers into concrete failure modes (blur,
-#   occlusion, objects below the stride).
+# * TIDE's error types per size bucket say *why* AP is lost: mislocalised tiny boxes (`loc`)
+#   are a box-loss problem, unseen tiny objects (`miss`) a feature/resolution problem. ΔAP uses
+#   all scores; counts need a confidence threshold (F1-optimal by default).
+# * A "missed by A, found by B" gallery sorted by size turns numbers into concrete failure modes
+#   (blur, occlusion, objects below the stride).
 #
 # Next: `04_train_on_your_data.py`.

@@ -33,6 +33,25 @@ PAGES = {
     "Error_analysis": ("error_analysis", ".js-plotly-plot", 0),
 }
 MAX_PNG_BYTES = 300_000
+#: url path -> sections shot after the page screenshot: (name, XPath of the element scrolled to
+#: the top, CSS selector that must exist inside the page once it rendered)
+SECTIONS = {
+    "Error_analysis": [
+        ("error_taxonomy", "//h3[contains(., 'TIDE error types per object size')]",
+         ".js-plotly-plot"),
+        ("error_fp_gallery", "//h3[contains(., 'False positives by type and size')]",
+         '[data-testid="stImage"]'),
+        ("error_missed", "//h3[contains(., 'Missed objects (smallest first)')]",
+         '[data-testid="stImage"]'),
+        ("error_missed_by_a_found_by_b", "//h3[contains(., 'Missed by one run, found by')]",
+         '[data-testid="stImage"]'),
+        ("error_pr_confusion", "//h3[contains(., 'Per-class PR curves and confusion matrix')]",
+         ".js-plotly-plot"),
+    ],
+    "SABL_curves": [
+        ("sabl_mu", "(//div[contains(@class, 'js-plotly-plot')])[3]", ".js-plotly-plot"),
+    ],
+}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -127,6 +146,19 @@ def test_every_page_renders_in_chromium(demo_runs, tmp_path):
             time.sleep(0.5)
             size = _save_small_png(driver.get_screenshot_as_png(), shots / f"app_{name}.png")
             assert size < MAX_PNG_BYTES, (name, size)
+            for section, xpath, needed in SECTIONS.get(url_path, []):
+                assert driver.find_elements(By.CSS_SELECTOR, needed), (section, needed)
+                heading = driver.find_element(By.XPATH, xpath)
+                driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", heading)
+                time.sleep(0.5)
+                png = driver.get_screenshot_as_png()
+                size = _save_small_png(png, shots / f"app_{section}.png")
+                assert size < MAX_PNG_BYTES, (section, size)
+            if url_path == "Error_analysis":  # galleries drew crops; the new charts are there
+                charts = driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")
+                assert len(charts) >= 5, len(charts)  # ΔAP, counts, outcomes, PR, confusion
+                assert "TIDE error types per object size" in body
+                assert "F1-optimal threshold" in body
     finally:
         if driver is not None:
             driver.quit()
