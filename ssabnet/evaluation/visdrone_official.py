@@ -1,28 +1,38 @@
 """The official VisDrone2018/2019-DET toolkit's evaluation, re-implemented quirk for quirk.
 
-Source: VisDrone/VisDrone2018-DET-toolkit (MATLAB): ``evalDET.m``, ``utils/saveAnnoRes.m``,
-``utils/dropObjectsInIgr.m``, ``utils/createIntImg.m``, ``utils/calcAccuracy.m``,
-``utils/evalRes.m``, ``utils/compOas.m``, ``utils/VOCap.m``. What it does, in order:
+Source: VisDrone/VisDrone2018-DET-toolkit (MATLAB, commit 0054457): ``evalDET.m``,
+``utils/saveAnnoRes.m``, ``utils/dropObjectsInIgr.m``, ``utils/createIntImg.m``,
+``utils/calcAccuracy.m``, ``utils/evalRes.m``, ``utils/compOas.m``, ``utils/VOCap.m``. Checked
+against the toolkit itself run under GNU Octave 7.3 (``benchmarks/visdrone_toolkit_check.py``;
+``tests/test_eval_official_reference.py`` holds its numbers to 1e-4). What it does, in order:
 
-1. ``saveAnnoRes``/``dropObjectsInIgr``: per image, class-0 rows (ignored regions) are painted on
-   an integer pixel map; GT objects and detections with >= 50% of their rounded box inside the
-   map are removed (integral-image test, see :func:`ignore.in_ignore_regions_integral`). GT
-   ``score`` becomes an ignore flag (score 0 -> ignore). Detections are *not* sorted.
-2. ``calcAccuracy``: for each class ``1..C``, IoU threshold ``0.50:0.05:0.95`` and ``maxDets``
-   in ``[1, 10, 100, 500]``: the first ``maxDets`` detection rows of the image *in file order*
-   (all classes together, after the region drop) are kept, then those of the class.
+1. ``saveAnnoRes``/``dropObjectsInIgr``: per image (annotation files in sorted name order),
+   class-0 rows (ignored regions) are painted on an integer pixel map; GT objects and detections
+   with >= 50% of their rounded box inside the map are removed (integral-image test, see
+   :func:`ignore.in_ignore_regions_integral`). GT ``score`` becomes an ignore flag (score 0 ->
+   ignore). Detections are *not* sorted.
+2. ``calcAccuracy``: for each class ``1..10``, IoU threshold ``0.5:0.05:0.95`` (built as Octave
+   builds ranges, :data:`IOU_THRESHOLDS`) and ``maxDets`` in ``[1, 10, 100, 500]``: the first
+   ``maxDets`` detection rows of the image *in file order* (all classes together, after the
+   region drop) are kept, then those of the class.
 3. ``evalRes`` per image: detections by descending score (stable), GT with ignore ones last;
    greedy matching on ``compOas`` overlap (IoU, or intersection / detection area for an ignore
-   GT); an ignore GT may absorb many detections, which become neither TP nor FP.
-4. Over images (in file-name order), detections are sorted by score (stable);
-   ``rec = tp / max(1, #GT)`` where ``#GT`` *includes ignore GT of that class*;
-   ``AR[c, t, m] = max(rec)`` and, at the last ``maxDets`` only,
-   ``prec = tp / max(1, tp + fp)`` and ``AP[c, t] = VOCap(rec, prec)`` (all-point VOC AP).
-5. ``AP = mean(AP[:, :])`` over *all* classes (a class with no GT counts as 0), ``AP50``,
-   ``AP75`` the columns at 0.50 / 0.75, ``AR{m} = mean(AR[:, :, m])``.
+   GT; a match needs overlap ``>=`` the threshold, ties go to the later GT); an ignore GT may
+   absorb many detections, which become neither TP nor FP.
+4. Over images, detections are sorted by score (stable); ``rec = tp / max(1, #GT)`` where
+   ``#GT`` *includes ignore GT of that class*; ``AR[c, t, m] = max(rec)`` (0 without
+   detections) and, at the last ``maxDets`` only, ``prec = tp / max(1, tp + fp)`` and
+   ``AP[c, t] = VOCap(rec, prec)`` (all-point VOC AP).
+5. ``mean2(AP(evalClass, :))``: ``evalClass`` lists a class once *per image* whose (region-
+   filtered) GT holds a row of that class (ignore-flagged rows included), so every summary
+   number is a mean over classes **weighted by the number of images the class appears in**; a
+   class in no image has weight 0. ``AP50``/``AP75`` are the columns at 0.50 / 0.75,
+   ``AR{m}`` the same weighted mean of ``AR[:, :, m]``. NaN when no image has any GT object.
 
 Class "others" (VisDrone 11, label -1 here) is in no class's GT, so in this protocol it neither
 protects nor penalises a detection (unlike our COCO protocol, where it is an ignore box).
+Per-class numbers (``per_class``) are the toolkit's ``AP(c, :)`` rows, which it computes but
+does not print, with each class's ``n_images`` and summary ``weight``.
 """
 
 from __future__ import annotations
@@ -36,7 +46,10 @@ from ssabnet.evaluation.ignore import ignore_region_integral_image, in_ignore_re
 from ssabnet.evaluation.matching import greedy_match
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh, pairwise_overlap
 
-IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+#: ``0.5:0.05:0.95`` as GNU Octave builds the range (``base + i * step``): the 0.85 entry is
+#: 0.8500000000000001, one ulp above ``0.85``, so an IoU of exactly 17/20 is *not* a match
+#: there (``np.linspace`` differs at 0.85 and 0.9). Checked under Octave 7.3 (docs/evaluation.md).
+IOU_THRESHOLDS = 0.5 + 0.05 * np.arange(10)
 
 
 def overlap_xywh(det_xywh: np.ndarray, gt_xywh: np.ndarray, gt_ignore: np.ndarray) -> np.ndarray:
@@ -118,13 +131,15 @@ def evaluate_official(
         max_dets: the last of ``[1, 10, 100, max_dets]`` (the toolkit: 500).
 
     Returns:
-        ``AP, AP50, AP75, AR1, AR10, AR100, AR{max_dets}`` and ``per_class`` ``{name: {AP,
-        AP50, AP75, AR{max_dets}}}``; size-range keys are ``None`` (the toolkit has none).
+        ``AP, AP50, AP75, AR1, AR10, AR100, AR{max_dets}`` (class means weighted by images per
+        class, step 5) and ``per_class`` ``{name: {AP, AP50, AP75, AR{max_dets}, n_gt,
+        n_images, weight}}``; size-range keys are ``None`` (the toolkit has none).
     """
     max_dets_list = sorted({1, 10, 100, int(max_dets)})
     num_classes, num_thr, num_m = info.num_classes, len(IOU_THRESHOLDS), len(max_dets_list)
     native = list(info.native_ids)
     num_gt = np.zeros(num_classes, dtype=np.int64)
+    num_images = np.zeros(num_classes, dtype=np.int64)
     tp_count = np.zeros((num_classes, num_thr, num_m), dtype=np.int64)
     any_det = np.zeros((num_classes, num_m), dtype=bool)
     last_scores: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
@@ -137,6 +152,7 @@ def evaluate_official(
         for k, cls in enumerate(native):
             gt_sel = gt["cls"] == cls
             num_gt[k] += int(gt_sel.sum())
+            num_images[k] += int(gt_sel.any())
             gt_xywh, gt_ignore = gt["xywh"][gt_sel], gt["ignore"][gt_sel]
             for j, md in enumerate(max_dets_list):
                 if prefix_ok and j < num_m - 1:
@@ -171,15 +187,18 @@ def evaluate_official(
             rec = tp / max(1, num_gt[k])
             prec = tp / np.maximum(1, tp + fp)
             ap[k, t] = voc_ap(rec, prec)
+    # mean2(AP(evalClass, :)): evalClass lists a class once per image holding a GT row of it
+    total = int(num_images.sum())
+    weight = num_images / total if total else np.full(num_classes, np.nan)
     t50, t75 = 0, 5
     metrics: dict = {
-        "AP": float(ap.mean()),
-        "AP50": float(ap[:, t50].mean()),
-        "AP75": float(ap[:, t75].mean()),
+        "AP": float(weight @ ap.mean(axis=1)),
+        "AP50": float(weight @ ap[:, t50]),
+        "AP75": float(weight @ ap[:, t75]),
         "APs": None, "APm": None, "APl": None, "AP_vt": None, "AP_t": None, "AP_s_tiny": None,
     }  # fmt: skip
     for j, md in enumerate(max_dets_list):
-        metrics[f"AR{md}"] = float(ar[:, :, j].mean())
+        metrics[f"AR{md}"] = float(weight @ ar[:, :, j].mean(axis=1))
     metrics["per_class"] = {
         name: {
             "AP": float(ap[k].mean()),
@@ -187,6 +206,8 @@ def evaluate_official(
             "AP75": float(ap[k, t75]),
             f"AR{max_dets_list[-1]}": float(ar[k, :, -1].mean()),
             "n_gt": int(num_gt[k]),
+            "n_images": int(num_images[k]),
+            "weight": float(weight[k]),
         }
         for k, name in enumerate(info.classes)
     }
