@@ -37,18 +37,20 @@ LABELS = [0, 0, 0, 1]
 
 def test_hand_case():
     # pedestrian: thresholds .50-.80 (7): TP TP FP -> VOC AP 1; .85-.95 (3): TP FP FP -> rec stays
-    # .5: AP .5. Class AP = (7 + 1.5) / 10 = .85. people: one FP -> 0. The 8 classes without GT
-    # count as 0 in the toolkit's mean over all 10 classes.
+    # .5: AP .5. Class AP = (7 + 1.5) / 10 = .85. people: one FP -> 0. The summary is the
+    # toolkit's mean2(AP(evalClass, :)): pedestrian and people are in one image each (weight
+    # 1/2 each); the 8 classes in no image have weight 0.
     records = [record("img", GT, [0, 0, 1], size=(100, 100))]
     m = official(records, {"img": pred(DETS, SCORES, LABELS)})
     assert m["per_class"]["pedestrian"]["AP"] == pytest.approx(0.85)
     assert m["per_class"]["people"]["AP"] == 0.0
-    assert m["AP"] == pytest.approx(0.085)
-    assert m["AP50"] == pytest.approx(0.1) and m["AP75"] == pytest.approx(0.1)
-    # AR: maxDets 1 keeps d1 only: pedestrian recall .5 at all 10 thresholds -> 5 / 100.
-    # maxDets >= 10: pedestrian recall 1 (7 thr) and .5 (3 thr) = .85 per class -> .085.
-    assert m["AR1"] == pytest.approx(0.05)
-    assert m["AR10"] == pytest.approx(0.085) and m["AR500"] == pytest.approx(0.085)
+    assert m["per_class"]["people"]["weight"] == 0.5 and m["per_class"]["bus"]["weight"] == 0
+    assert m["AP"] == pytest.approx(0.425)
+    assert m["AP50"] == pytest.approx(0.5) and m["AP75"] == pytest.approx(0.5)
+    # AR: maxDets 1 keeps d1 only: pedestrian recall .5 at all 10 thresholds -> .5 / 2.
+    # maxDets >= 10: pedestrian recall 1 (7 thr) and .5 (3 thr) = .85 per class -> .425.
+    assert m["AR1"] == pytest.approx(0.25)
+    assert m["AR10"] == pytest.approx(0.425) and m["AR500"] == pytest.approx(0.425)
     assert m["APs"] is None and m["protocol"] == "visdrone-official"
 
 
@@ -60,8 +62,43 @@ def test_truncation_is_in_file_order_not_score_order():
         {"img": pred(np.array(DETS)[order], np.array(SCORES)[order], np.array(LABELS)[order])},
     )
     assert m["AR1"] == 0.0  # the single kept detection is the FP
-    assert m["AP"] == pytest.approx(0.085)  # at maxDets 500 nothing changes
-    assert m["AR10"] == pytest.approx(0.085)
+    assert m["AP"] == pytest.approx(0.425)  # at maxDets 500 nothing changes
+    assert m["AR10"] == pytest.approx(0.425)
+
+
+def test_classes_are_weighted_by_the_images_they_appear_in():
+    # pedestrian in 3 images (found everywhere: AP 1), car in 1 image (missed: AP 0). The
+    # toolkit's evalClass = [1, 1, 1, 4] -> AP = 3/4, not the uniform (1 + 0) / 2. An image whose
+    # only pedestrian is ignore-flagged (score 0) still counts: evalClass looks at every GT row.
+    box = xyxy(10, 10, 20, 20)
+    records = [record(f"i{k}", [box], [0], size=(100, 100)) for k in range(2)]
+    records.append(record("i2", [box, xyxy(50, 50, 20, 20)], [0, 3], size=(100, 100)))
+    records.append(record("i3", [xyxy(60, 10, 8, 8)], [0], ignore=[True], size=(100, 100)))
+    predictions = {f"i{k}": pred([box], [0.9], [0]) for k in range(3)}
+    m = official(records, predictions)
+    assert m["per_class"]["pedestrian"]["n_images"] == 4
+    assert m["per_class"]["pedestrian"]["n_gt"] == 4  # ignore GT in the recall denominator
+    assert m["per_class"]["pedestrian"]["AP"] == pytest.approx(0.75)
+    assert m["per_class"]["car"]["AP"] == 0.0 and m["per_class"]["car"]["n_images"] == 1
+    assert m["AP"] == pytest.approx(4 / 5 * 0.75)
+    assert m["AR500"] == pytest.approx(4 / 5 * 0.75)
+
+
+def test_iou_of_exactly_085_is_not_a_match_at_085():
+    # Octave's 0.5:0.05:0.95 holds 0.5 + 7 * 0.05 = 0.8500000000000001 (checked by running the
+    # toolkit): a 17 x 10 detection inside a 20 x 10 object (IoU 17/20 = 0.85 in floating point)
+    # matches at .50-.80 only. Uniform thresholds (np.linspace) would count .85 too.
+    records = [record("img", [xyxy(10, 10, 20, 10)], [3], size=(100, 100))]
+    m = official(records, {"img": pred([xyxy(10, 10, 17, 10)], [0.9], [3])})
+    assert m["AP"] == pytest.approx(0.7)
+    m = official(records, {"img": pred([xyxy(10, 10, 18, 10)], [0.9], [3])})  # IoU .9: matched
+    assert m["AP"] == pytest.approx(0.9)
+
+
+def test_no_ground_truth_at_all_is_nan_as_in_the_toolkit():
+    records = [record("img", np.zeros((0, 4)), [], size=(100, 100))]
+    m = official(records, {"img": pred([xyxy(10, 10, 17, 10)], [0.9], [3])})
+    assert np.isnan(m["AP"]) and np.isnan(m["AR500"])
 
 
 def test_ignore_gt_counts_in_the_recall_denominator():
@@ -126,9 +163,11 @@ def test_official_gt_as_predictions_and_order_independence_on_real_sample():
         r.image_id: pred(r.boxes[r.evaluated], np.ones(r.evaluated.sum()), r.labels[r.evaluated])
         for r in records
     }
-    classes_with_gt = {int(lab) for r in records for lab in r.labels[r.evaluated]}
     m = official(records, gt_preds)
-    assert m["AP"] == pytest.approx(len(classes_with_gt) / 10)
+    # no score-0 object of classes 1..10 in these images, so every class with GT has AP 1 and so
+    # has their image-weighted mean; classes without GT have weight 0
+    assert not any(r.ignore[r.labels >= 0].any() for r in records)
+    assert m["AP"] == pytest.approx(1.0)
     # score-sorted and shuffled files agree at maxDets 500 (the fast path equals the slow one)
     predictions = noisy_predictions(records, seed=2)
     rng = np.random.default_rng(0)
