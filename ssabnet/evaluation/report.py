@@ -16,6 +16,8 @@ _SUMMARY = (
     ("AP_s_tiny", "AP small  (16-32)"),
 )
 _CLASS_COLUMNS = ("AP", "AP50", "AP75", "APs", "AP_vt", "AP_t")
+#: visdrone-official: no size ranges; ``weight`` is the class's share of the summary means.
+_OFFICIAL_CLASS_COLUMNS = ("AP", "AP50", "AP75", "AR{max_dets}", "weight")
 
 
 def _pct(value) -> str:
@@ -35,7 +37,12 @@ def format_metrics_table(metrics: Mapping) -> str:
     lines.append("  " + "  ".join(f"{k} {_pct(metrics[k]).strip()}" for k in recalls))
     per_class = metrics.get("per_class") or {}
     if per_class:
-        columns = [c for c in _CLASS_COLUMNS if any(c in row for row in per_class.values())]
+        if metrics["protocol"] == "visdrone-official":
+            lines.append("  summary = class means weighted by images per class (the toolkit's)")
+            wanted = [c.format(max_dets=metrics["max_dets"]) for c in _OFFICIAL_CLASS_COLUMNS]
+        else:
+            wanted = list(_CLASS_COLUMNS)
+        columns = [c for c in wanted if any(c in row for row in per_class.values())]
         width = max(len(name) for name in per_class) + 2
         lines.append("  " + "class".ljust(width) + "".join(f"{c:>8}" for c in columns))
         for name, row in per_class.items():
