@@ -59,6 +59,7 @@ import pandas as pd
 from ssabnet import runs
 from ssabnet.atomic_io import write_json_atomic
 from ssabnet.config import Config, config_to_dict, merge
+from ssabnet.errors import MissingInputError, OverwriteError, UsageError
 from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
 PLAN_FILE = "plan.json"
@@ -156,7 +157,7 @@ def parse_variants(text: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in text.split(",") if v.strip())
     unknown = [v for v in names if v not in VARIANTS]
     if unknown or not names:
-        raise ValueError(f"unknown ablation variant(s) {unknown}; choose from {list(VARIANTS)}")
+        raise UsageError(f"unknown ablation variant(s) {unknown}; choose from {list(VARIANTS)}")
     return names
 
 
@@ -169,11 +170,11 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         else:
             seeds = tuple(range(int(text)))
     except ValueError:
-        raise ValueError(
+        raise UsageError(
             f"--seeds: expected a count or a comma list of ints, got {text!r}"
         ) from None
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds: need at least one seed and no repeats, got {text!r}")
+        raise UsageError(f"--seeds: need at least one seed and no repeats, got {text!r}")
     return seeds
 
 
@@ -237,9 +238,9 @@ def budget_epochs(
     epochs of the slowest; ``equal="time"`` gives each its own.
     """
     if equal not in ("epochs", "time"):
-        raise ValueError(f"equal must be 'epochs' or 'time', got {equal!r}")
+        raise UsageError(f"equal must be 'epochs' or 'time', got {equal!r}")
     if minutes <= 0:
-        raise ValueError(f"--budget-minutes must be > 0, got {minutes}")
+        raise UsageError(f"--budget-minutes must be > 0, got {minutes}")
 
     def fit_epochs(spi: float) -> int:
         available = minutes * 60 - val_images * spi / 3
@@ -273,11 +274,11 @@ def plan_ablation(
     from ssabnet.data import load_dataset
 
     if (epochs is None) == (budget_minutes is None):
-        raise ValueError("give exactly one of --epochs or --budget-minutes")
+        raise UsageError("give exactly one of --epochs or --budget-minutes")
     if epochs is not None and epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {epochs}")
+        raise UsageError(f"--epochs must be >= 1, got {epochs}")
     if scale not in ("n", "s", "m"):
-        raise ValueError(f"--scale must be n, s or m, got {scale!r}")
+        raise UsageError(f"--scale must be n, s or m, got {scale!r}")
     out = Path(out)
     config = config_to_dict(base)
     config["train"].pop("out", None)
@@ -298,7 +299,7 @@ def plan_ablation(
             if have != want
         ]
         if mismatched:
-            raise ValueError(
+            raise OverwriteError(
                 f"{out / PLAN_FILE} was planned with other {', '.join(mismatched)}; "
                 "use another --out (or delete that folder)"
             )
@@ -310,7 +311,7 @@ def plan_ablation(
         budget |= {"mode": "epochs", "epochs": epochs}
     elif new:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ValueError("--budget-minutes probes speed in one process: under torchrun pass "
+            raise UsageError("--budget-minutes probes speed in one process: under torchrun pass "
                              "--epochs (e.g. from a single-process plan's plan.json)")  # fmt: skip
         train = load_dataset(base.data.train, base.data.format, base.data.skip_invalid)
         val = load_dataset(base.data.val, base.data.format, base.data.skip_invalid)
@@ -582,7 +583,7 @@ def write_report(out: str | Path, n_boot: int = 1000) -> dict[str, Path]:
     out = Path(out)
     runs = collect_runs(out)
     if runs.empty:
-        raise FileNotFoundError(f"no finished ablation runs (*/seed*/{RUN_FILE}) under {out}")
+        raise MissingInputError(f"no finished ablation runs (*/seed*/{RUN_FILE}) under {out}")
     frames = []
     for reference in (BASELINE, P2_BASELINE):
         part = gains_over_baseline(runs, n_boot=n_boot, reference=reference)

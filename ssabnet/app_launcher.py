@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from ssabnet.errors import MissingInputError
+
 #: The Streamlit entry page, shipped as part of the package (``ssabnet/app/``).
 APP_FILE = Path(str(resources.files("ssabnet.app") / "ssabnet_app.py"))
 
@@ -38,7 +40,7 @@ def app_environment(
         if data not in list_cards():
             folder = Path(data).expanduser().resolve()
             if not folder.exists():
-                raise FileNotFoundError(f"--data: no catalog card and no folder named {data!r}")
+                raise MissingInputError(f"--data: no catalog card and no folder named {data!r}")
             roots.append(folder if folder.is_dir() else folder.parent)
             data = str(folder)
     env = dict(os.environ)
@@ -77,7 +79,7 @@ def start_app(
     """Start the app server in the background; returns the process (caller terminates it)."""
     runs = Path(runs)
     if not runs.is_dir():
-        raise FileNotFoundError(f"runs folder not found: {runs} (train a run or `ssabnet demo`)")
+        raise MissingInputError(f"runs folder not found: {runs} (train a run or `ssabnet demo`)")
     env = app_environment(runs, data, data_roots, compare)
     return subprocess.Popen(app_command(port, headless), env=env, **popen_kwargs)
 

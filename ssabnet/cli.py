@@ -11,6 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+from ssabnet.errors import InputFileError, SsabnetError, UsageError
+from ssabnet.losses.config import LOSS_RECIPES
+from ssabnet.protocol import MAX_DET
+
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False))
@@ -69,11 +73,11 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
 def _data_source(args) -> tuple[str | Path, str]:
     """``(spec, format)`` from ``--data`` or ``--format``/``--root``."""
     if args.data and args.root:
-        raise ValueError("give either --data or --root, not both")
+        raise UsageError("give either --data or --root, not both")
     if args.data:
         return args.data, args.format or "auto"
     if args.root is None:
-        raise ValueError("give --data NAME|PATH or --format FORMAT --root PATH")
+        raise UsageError("give --data NAME|PATH or --format FORMAT --root PATH")
     return args.root, args.format or "auto"
 
 
@@ -207,7 +211,7 @@ def _add_val_command(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--overwrite", action="store_true", help="(--run) replace an imported run")
     val.add_argument("--backend", default="faster", choices=["faster", "pycocotools"])
     val.add_argument("--protocol", default="coco", choices=["coco", "visdrone-official"])
-    val.add_argument("--max-dets", type=int, default=500, help="detections kept per image")
+    val.add_argument("--max-det", type=int, default=MAX_DET, help="detections kept per image")
     val.add_argument("--imgsz", type=int, default=None,
                      help="(--weights) input size (default: the training imgsz)")  # fmt: skip
     val.add_argument("--device", default="cpu", help="(--weights) torch device")
@@ -237,7 +241,7 @@ def _val_predictions_from_weights(args, dataset):
 
     loaded = load_checkpoint(args.weights, args.device)
     if tuple(loaded.info.classes) != tuple(dataset.info.classes):
-        raise ValueError(
+        raise InputFileError(
             f"{args.weights}: trained on classes {loaded.info.classes}, "
             f"dataset has {dataset.info.classes}"
         )
@@ -245,7 +249,7 @@ def _val_predictions_from_weights(args, dataset):
     records = dataset.records
     predictions = predict(
         loaded, [r.image_path for r in records], image_ids=[r.image_id for r in records],
-        imgsz=imgsz, device=args.device, max_det=args.max_dets,
+        imgsz=imgsz, device=args.device, max_det=args.max_det,
     )  # fmt: skip
     return predictions, imgsz
 
@@ -255,16 +259,16 @@ def _check_val_args(args) -> None:
         for flag, value in (("--run", args.run), ("--class-map", args.class_map),
                             ("--name", args.name)):  # fmt: skip
             if value is not None:
-                raise ValueError(f"{flag} goes with --predictions, not --weights")
+                raise UsageError(f"{flag} goes with --predictions, not --weights")
         if args.pred_format != "auto":
-            raise ValueError("--pred-format goes with --predictions, not --weights")
+            raise UsageError("--pred-format goes with --predictions, not --weights")
     if args.run is not None:
         if args.out is not None:
-            raise ValueError("give --run DIR (a run folder) or --out metrics.json, not both")
+            raise UsageError("give --run DIR (a run folder) or --out metrics.json, not both")
         if args.protocol != "coco":
-            raise ValueError("--run stores COCO metrics (what the app reads): drop --protocol")
+            raise UsageError("--run stores COCO metrics (what the app reads): drop --protocol")
     elif args.name is not None or args.overwrite:
-        raise ValueError("--name and --overwrite go with --run DIR")
+        raise UsageError("--name and --overwrite go with --run DIR")
 
 
 def _cmd_val(args) -> int:
@@ -292,14 +296,14 @@ def _cmd_val(args) -> int:
     if args.run is not None:
         imported = import_predictions(
             args.predictions, dataset, args.run, dataset_spec=args.data, name=args.name,
-            max_dets=args.max_dets, backend=args.backend, overwrite=args.overwrite, loaded=loaded,
+            max_dets=args.max_det, backend=args.backend, overwrite=args.overwrite, loaded=loaded,
         )  # fmt: skip
         metrics = imported.metrics
         written = [f"run {imported.path} ({imported.card['detector']}, imported)"]
     else:
         evaluator = Evaluator(
             dataset.info, dataset.records, protocol=args.protocol, backend=args.backend,
-            max_dets=args.max_dets,
+            max_dets=args.max_det,
         )  # fmt: skip
         evaluator.process(predictions)
         metrics = evaluator.evaluate()
@@ -424,7 +428,15 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--val-data", help="validation dataset (default: derived from --data)")
     train.add_argument("--model", help="model preset, e.g. ssabnet-s, baseline-n")
-    train.add_argument("--loss", help="box loss, e.g. sabl, ciou, nwd")
+    train.add_argument(
+        "--loss",
+        choices=sorted(LOSS_RECIPES),
+        help="loss recipe: sabl (SABL box loss + scale balancing + SABL-metric assigner, the "
+        "default) or baseline (YOLOv8: CIoU, no balancing, IoU-metric assigner)",
+    )
+    train.add_argument(
+        "--box-loss", help="box loss alone, on top of the recipe (e.g. ciou, nwd); loss.box=..."
+    )
     train.add_argument("--epochs", type=int)
     train.add_argument("--imgsz", type=int, help="square input size (multiple of 32)")
     train.add_argument("--batch", type=int, help="global batch size (split across DDP ranks)")
@@ -450,7 +462,7 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--merge", choices=["nms", "wbf"], default="nms")
     predict.add_argument("--conf", type=float, default=0.001)
     predict.add_argument("--iou", type=float, default=0.6)
-    predict.add_argument("--max-det", type=int, default=500)
+    predict.add_argument("--max-det", type=int, default=MAX_DET, help="detections kept per image")
     predict.add_argument("--batch", type=int, default=8)
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(handler=_predict)
@@ -505,7 +517,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.model:
         changes["model"]["name"] = args.model
     if args.loss:
-        changes["loss"]["box"] = args.loss
+        changes["loss"] |= LOSS_RECIPES[args.loss]
+    if args.box_loss:
+        changes["loss"]["box"] = args.box_loss
     cfg = merge(cfg, changes)
     try:
         run_dir = fit(cfg, resume=args.resume, progress=not args.no_progress)
@@ -600,14 +614,14 @@ def _fiftyone_index(args) -> int:
     from ssabnet.integrations import fiftyone as sfo
 
     if not args.pred:
-        raise ValueError("give at least one --pred RESULTS.json")
+        raise UsageError("give at least one --pred RESULTS.json")
     predictions: dict[str, str] = {}
     for spec in args.pred:
         field, sep, path = spec.partition("=")
         if not sep:
             field, path = sfo.prediction_field_name(spec), spec
         if field in predictions:
-            raise ValueError(f"two --pred files map to field {field!r}; name them FIELD=path")
+            raise UsageError(f"two --pred files map to field {field!r}; name them FIELD=path")
         predictions[field] = path
     dataset = sfo.index_dataset(
         args.data, predictions, args.name, evaluate=args.eval, persistent=args.persistent,
@@ -740,7 +754,7 @@ def _ablate(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
         cfg = merge(cfg, _run_changes(args, ("imgsz", "batch", "device", "workers")))
         if args.epochs is None and args.budget_minutes is None:
-            raise ValueError("give --epochs N or --budget-minutes M (the budget of every run)")
+            raise UsageError("give --epochs N or --budget-minutes M (the budget of every run)")
         plan = ablation.plan_ablation(
             cfg, args.out, ablation.parse_variants(args.variants),
             ablation.parse_seeds(args.seeds), args.scale,
@@ -856,9 +870,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (FileNotFoundError, ValueError) as exc:
-        # Bad input is reported as one clear line (file and line are in the message).
+    except SsabnetError as exc:
+        # Bad input is reported as one clear line (file and line are in the message); any other
+        # exception is a bug and keeps its traceback.
         print(f"ssabnet: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named
+            raise
+        print(f"ssabnet: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

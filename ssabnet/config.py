@@ -22,14 +22,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from ssabnet.errors import ConfigError
 from ssabnet.losses.config import LossConfig
 from ssabnet.model.config import ModelConfig
+from ssabnet.protocol import MAX_DET
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration key is unknown or its value has the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,7 @@ class TrainConfig:
     save_every_steps: int = 0  # also write last.pt every N steps inside an epoch; 0 = per epoch
     conf_threshold: float = 0.001  # validation: low, so AP integrates the whole PR curve
     nms_iou: float = 0.6
-    max_det: int = 500  # VisDrone's official toolkit scores at most 500 detections per image
+    max_det: int = MAX_DET  # detections kept per image (ssabnet.protocol says why 500)
 
     def __post_init__(self) -> None:
         if self.lr_step not in ("step", "epoch"):

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ssabnet import runs
+from ssabnet.errors import MissingInputError, UsageError
 from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
 RUN_NAMES = ("baseline-n", "ssabnet-n")
@@ -139,7 +140,7 @@ def prepare_data(budget: DemoBudget, out: Path) -> tuple[str, dict[str, str]]:
     for split, count in (("train", budget.train_images), ("val", budget.val_images)):
         card = find_card(f"syndrone-demo-{split}")
         if card is None or card.generate is None:
-            raise FileNotFoundError(f"catalog card syndrone-demo-{split} not found")
+            raise MissingInputError(f"catalog card syndrone-demo-{split} not found")
         wanted = SyntheticSpec(count, card.generate.seed, tuple(budget.image_size))
         if wanted == card.generate:
             specs[split] = card.name
@@ -324,7 +325,7 @@ def run_demo(
     chosen = budget or os.environ.get(BUDGET_ENV) or "default"
     if isinstance(chosen, str):
         if chosen not in BUDGETS:
-            raise ValueError(f"unknown demo budget {chosen!r}; choose one of {sorted(BUDGETS)}")
+            raise UsageError(f"unknown demo budget {chosen!r}; choose one of {sorted(BUDGETS)}")
         chosen = BUDGETS[chosen]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

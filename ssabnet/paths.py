@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ssabnet.errors import SsabnetError
 
-class UnsafePathError(ValueError):
+
+class UnsafePathError(SsabnetError):
     """A user-supplied path points outside the allowed roots."""
 
 

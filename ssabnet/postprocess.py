@@ -15,6 +15,7 @@ from torchvision.ops import batched_nms, box_iou
 from ssabnet.data.transforms import LetterboxParams
 from ssabnet.ops.anchors import decode_boxes
 from ssabnet.ops.boxes import clip_boxes_xyxy
+from ssabnet.protocol import MAX_DET
 
 # Candidates kept per image before NMS: with conf 0.001 and 10 classes an untrained model would
 # otherwise send every (anchor, class) pair to NMS (cost grows ~quadratically).
@@ -26,7 +27,7 @@ def select_detections(
     pred_scores: torch.Tensor,
     conf_threshold: float = 0.001,
     iou_threshold: float = 0.6,
-    max_det: int = 500,
+    max_det: int = MAX_DET,
     max_candidates: int = MAX_CANDIDATES,
 ) -> list[dict[str, torch.Tensor]]:
     """Threshold + class-aware NMS on decoded predictions (one (anchor, class) pair = one box).
@@ -71,7 +72,7 @@ def postprocess(
     outputs: dict[str, torch.Tensor],
     conf_threshold: float = 0.001,
     iou_threshold: float = 0.6,
-    max_det: int = 500,
+    max_det: int = MAX_DET,
 ) -> list[dict[str, torch.Tensor]]:
     """Raw model outputs -> per-image detections in input pixels.
 
@@ -110,7 +111,7 @@ def merge_detections(
     labels: torch.Tensor,
     method: str = "nms",
     iou_threshold: float = 0.6,
-    max_det: int = 500,
+    max_det: int = MAX_DET,
 ) -> dict[str, torch.Tensor]:
     """Merge overlapping detections of one image from several views (tiles + full image).
 
@@ -132,7 +133,7 @@ def weighted_box_fusion(
     scores: torch.Tensor,
     labels: torch.Tensor,
     iou_threshold: float = 0.55,
-    max_det: int = 500,
+    max_det: int = MAX_DET,
 ) -> dict[str, torch.Tensor]:
     """Weighted boxes fusion (Solovyev, Wang, Gabruseva, *Image and Vision Computing* 2021).
 

@@ -31,6 +31,7 @@ from ssabnet.errors import OverwriteError
 from ssabnet.evaluation.evaluator import Evaluator, save_evaluation
 from ssabnet.evaluation.readers import LoadedPredictions, load_predictions
 from ssabnet.evaluation.results_io import predictions_to_coco_results
+from ssabnet.protocol import MAX_DET
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def import_predictions(
     name: str | None = None,
     pred_format: str = "auto",
     class_map: str | Path | Mapping | None = None,
-    max_dets: int = 500,
+    max_dets: int = MAX_DET,
     backend: str = "faster",
     overwrite: bool = False,
     loaded: LoadedPredictions | None = None,

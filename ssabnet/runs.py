@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ssabnet.errors import InputFileError
+from ssabnet.errors import InputFileError, MissingInputError, UsageError
 from ssabnet.evaluation.matching import DETS_FILE, GTS_FILE, MatchTables
 
 CONFIG_FILE = "config.yaml"
@@ -357,7 +357,7 @@ def discover_runs(root: str | Path, max_depth: int = _MAX_DEPTH) -> list[RunInfo
     """
     root = Path(root).resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"runs folder not found: {root}")
+        raise MissingInputError(f"runs folder not found: {root}")
     found: list[RunInfo] = []
 
     def walk(folder: Path, depth: int) -> None:
@@ -507,7 +507,7 @@ def compare_metrics(runs: list[Run], reference: str) -> pd.DataFrame:
     """
     by_name = {run.name: run for run in runs}
     if reference not in by_name:
-        raise ValueError(f"reference run {reference!r} is not among {sorted(by_name)}")
+        raise UsageError(f"reference run {reference!r} is not among {sorted(by_name)}")
     ref_metrics = by_name[reference].metrics
     rows = []
     for run in runs:

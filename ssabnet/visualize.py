@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ssabnet.data.transforms import LetterboxParams, Targets, letterbox
+from ssabnet.errors import InputFileError
 from ssabnet.postprocess import postprocess
 
 REDUCTIONS = ("mean", "l2", "max", "abs_mean")
@@ -37,7 +38,7 @@ def decode_image_bytes(data: bytes, name: str = "upload") -> np.ndarray:
             image.load()
             rgb = image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{name!r} is not an image this app can read ({exc})") from exc
+        raise InputFileError(f"{name!r} is not an image this app can read ({exc})") from exc
     return np.asarray(rgb, dtype=np.uint8)
 
 

@@ -81,7 +81,7 @@ def trained_run(synthetic_root, tmp_path_factory):
             str(synthetic_root),
             "--model",
             "baseline-n",
-            "--loss",
+            "--box-loss",
             "ciou",
             "--epochs",
             "1",

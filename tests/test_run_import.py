@@ -21,7 +21,7 @@ def trained(synthetic_root, tmp_path_factory) -> Path:
     """A runs root with one short training run (``<root>/trained``, baseline-n at 128 px)."""
     root = tmp_path_factory.mktemp("runs")
     code = main([
-        "train", "--data", str(synthetic_root), "--model", "baseline-n", "--loss", "ciou",
+        "train", "--data", str(synthetic_root), "--model", "baseline-n", "--box-loss", "ciou",
         "--epochs", "1", "--imgsz", str(TRAIN_IMGSZ), "--batch", "8", "--workers", "0",
         "--out", str(root / "trained"), "--no-progress",
     ])  # fmt: skip

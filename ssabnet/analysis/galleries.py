@@ -11,6 +11,7 @@ import pandas as pd
 
 from ssabnet.analysis.taxonomy import FP_TYPES
 from ssabnet.analysis.threshold import objects_found
+from ssabnet.errors import InputFileError
 from ssabnet.evaluation.matching import MatchTables
 from ssabnet.scales import size_bucket_names
 
@@ -70,7 +71,7 @@ def _same_ground_truth(a: MatchTables, b: MatchTables) -> None:
     cols = ["image_id", "gt_index", "label", *BOX]
     ga, gb = a.gts[cols].reset_index(drop=True), b.gts[cols].reset_index(drop=True)
     if len(ga) != len(gb) or not ga.equals(gb):
-        raise ValueError(
+        raise InputFileError(
             "the two runs were evaluated on different ground truth (images or objects differ); "
             "compare runs validated on the same dataset"
         )

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ssabnet.data.record import DatasetInfo, ImageRecord
+from ssabnet.errors import InputFileError
 from ssabnet.evaluation.ignore import coco_view
 from ssabnet.evaluation.matching import (
     MATCH_IOU,
@@ -132,7 +133,7 @@ def check_evidence(tables: MatchTables, source: str = "matching tables") -> None
     if "near_iou" not in tables.gts.columns:
         missing.append("near_iou")
     if missing:
-        raise ValueError(
+        raise InputFileError(
             f"{source}: no column(s) {missing} (written by an older ssabnet); evaluate again "
             "with `ssabnet val` or use `ssabnet errors --predictions P --data D`"
         )

@@ -49,6 +49,7 @@ from pathlib import Path
 import yaml
 
 from ssabnet.data.images import make_default_permissions
+from ssabnet.errors import InputFileError, MissingInputError, UsageError
 
 FORMATS = ("visdrone", "uavdt", "coco")
 #: The cards shipped with the package (package data, found through importlib.resources).
@@ -128,15 +129,17 @@ def expand_vars(text: str, environ: dict[str, str] | None = None) -> str:
                 depth -= text[j] == "}"
                 j += 1
             if depth:
-                raise ValueError(f"unbalanced '${{' in {text!r}")
+                raise InputFileError(f"unbalanced '${{' in {text!r}")
             body = text[i + 2 : j - 1]
             name, sep, default = body.partition(":-")
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise ValueError(f"bad variable name {name!r} in {text!r}")
+                raise InputFileError(f"bad variable name {name!r} in {text!r}")
             value = env.get(name) or None
             if value is None:
                 if not sep:
-                    raise ValueError(f"environment variable {name} is not set (needed by {text!r})")
+                    raise InputFileError(
+                        f"environment variable {name} is not set (needed by {text!r})"
+                    )
                 value = expand_vars(default, env)
             out.append(value)
             i = j
@@ -174,17 +177,17 @@ def load_card(path: str | Path) -> DatasetCard:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: invalid YAML ({exc})") from exc
+        raise InputFileError(f"{path}: invalid YAML ({exc})") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a dataset card must be a YAML mapping")
+        raise InputFileError(f"{path}: a dataset card must be a YAML mapping")
     unknown = set(data) - _CARD_KEYS
     if unknown:
-        raise ValueError(f"{path}: unknown card keys {sorted(unknown)}")
+        raise InputFileError(f"{path}: unknown card keys {sorted(unknown)}")
     for key in ("format", "root"):
         if not data.get(key):
-            raise ValueError(f"{path}: card needs a {key!r}")
+            raise InputFileError(f"{path}: card needs a {key!r}")
     if data["format"] not in FORMATS:
-        raise ValueError(f"{path}: format must be one of {FORMATS}, got {data['format']!r}")
+        raise InputFileError(f"{path}: format must be one of {FORMATS}, got {data['format']!r}")
     folder = path.resolve().parent
     project_root = packaged_cards_base() if folder == PACKAGED_CATALOG.resolve() else folder.parent
     root = Path(expand_vars(str(data["root"])))
@@ -200,9 +203,9 @@ def load_card(path: str | Path) -> DatasetCard:
                 size=tuple(int(v) for v in spec.pop("size", (640, 480))),
             )
         except KeyError as exc:
-            raise ValueError(f"{path}: generate needs {exc.args[0]!r}") from None
+            raise InputFileError(f"{path}: generate needs {exc.args[0]!r}") from None
         if spec:
-            raise ValueError(f"{path}: unknown generate keys {sorted(spec)}")
+            raise InputFileError(f"{path}: unknown generate keys {sorted(spec)}")
     sequences = data.get("sequences")
     return DatasetCard(
         name=str(data.get("name") or path.stem),
@@ -240,7 +243,7 @@ def find_card(spec: str | Path) -> DatasetCard | None:
     if str(spec) in cards:
         return load_card(cards[str(spec)])
     known = ", ".join(sorted(cards)) or "(no data_catalog/ found)"
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"dataset {str(spec)!r} is neither an existing path nor a catalog name (known: {known})"
     )
 
@@ -257,7 +260,7 @@ def detect_format(root: str | Path) -> str:
     if root.is_file():
         if root.suffix.lower() == ".json":
             return "coco"
-        raise ValueError(f"cannot tell the dataset format of file {root} (expected a .json)")
+        raise InputFileError(f"cannot tell the dataset format of file {root} (expected a .json)")
     if (root / "annotations").is_dir():
         if any((root / "annotations").glob("*.txt")):
             return "visdrone"  # images/ may be absent: annotation-only (VisDrone-val GT)
@@ -269,7 +272,7 @@ def detect_format(root: str | Path) -> str:
         return "uavdt"
     if len(list(root.glob("*.json"))) == 1:
         return "coco"
-    raise ValueError(
+    raise InputFileError(
         f"cannot tell the dataset format of {root}: expected VisDrone (images/ + "
         "annotations/*.txt), UAVDT (UAV-benchmark-M/ + GT/*_gt_whole.txt) or COCO (one .json); "
         "pass --format"
@@ -315,7 +318,7 @@ def _safe_members(names: list[str], archive: Path) -> None:
     for name in names:
         parts = Path(name).parts
         if Path(name).is_absolute() or ".." in parts:
-            raise ValueError(f"{archive}: unsafe path {name!r} in archive; nothing extracted")
+            raise InputFileError(f"{archive}: unsafe path {name!r} in archive; nothing extracted")
 
 
 def extract_archive(archive: Path, dest: Path) -> None:
@@ -329,10 +332,10 @@ def extract_archive(archive: Path, dest: Path) -> None:
             members = tf.getmembers()
             _safe_members([m.name for m in members], archive)
             if any(m.issym() or m.islnk() or m.isdev() for m in members):
-                raise ValueError(f"{archive}: links/devices in archive; nothing extracted")
+                raise InputFileError(f"{archive}: links/devices in archive; nothing extracted")
             tf.extractall(dest, filter="data")
     else:
-        raise ValueError(f"{archive}: not a zip or tar archive")
+        raise InputFileError(f"{archive}: not a zip or tar archive")
 
 
 def fetch(
@@ -367,13 +370,13 @@ def fetch(
     """
     card = find_card(name)
     if card is None:
-        raise ValueError(f"{name!r} is a path, not a catalog name; fetch needs a catalog card")
+        raise UsageError(f"{name!r} is a path, not a catalog name; fetch needs a catalog card")
     target = Path(root) if root is not None else card.root
     url = url or card.url
     expected = (sha256 or card.sha256 or "").lower() or None
     if not url:
         where = f" from {card.homepage}" if card.homepage else ""
-        raise ValueError(
+        raise UsageError(
             f"no download URL is known for {card.name!r}; download it{where} and extract it to "
             f"{target} (or pass --url)"
         )
@@ -391,12 +394,12 @@ def fetch(
                 out.write(block)
         got = digest.hexdigest()
         if expected is None and not allow_unverified:
-            raise ValueError(
+            raise InputFileError(
                 f"no sha256 is known for {card.name!r}; the download's sha256 is {got}. "
                 "Check it and pass --sha256 (or --allow-unverified); nothing was extracted"
             )
         if expected is not None and got != expected:
-            raise ValueError(
+            raise InputFileError(
                 f"checksum mismatch for {url}: expected sha256 {expected}, got {got}; "
                 "the download was deleted and nothing was extracted"
             )
@@ -406,7 +409,7 @@ def fetch(
         if card.archive_subdir:
             content = staging / card.archive_subdir
             if not content.is_dir():
-                raise ValueError(f"archive has no folder {card.archive_subdir!r}")
+                raise InputFileError(f"archive has no folder {card.archive_subdir!r}")
         else:
             entries = [p for p in staging.iterdir() if not p.name.startswith("__MACOSX")]
             if len(entries) == 1 and entries[0].is_dir():

@@ -47,6 +47,7 @@ import numpy as np
 from ssabnet.data.dataset import DetectionDataset, SkipLog
 from ssabnet.data.images import verify_image
 from ssabnet.data.record import BOUNDS_TOLERANCE_PX, AnnotationError, DatasetInfo, ImageRecord
+from ssabnet.errors import InputFileError, MissingInputError
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
 
 IMAGE_ID_SCHEME = "sorted-string-image-id-from-1"
@@ -56,7 +57,7 @@ def coco_image_ids(records: Iterable[ImageRecord]) -> dict[str, int]:
     """Map each record's string ``image_id`` to its COCO integer id (sorted order, 1-based)."""
     keys = sorted(r.image_id for r in records)
     if len(set(keys)) != len(keys):
-        raise ValueError("duplicate image_id in dataset; image ids must be unique")
+        raise InputFileError("duplicate image_id in dataset; image ids must be unique")
     return {key: i + 1 for i, key in enumerate(keys)}
 
 
@@ -157,7 +158,7 @@ def _find_json(path: Path) -> Path:
         return path
     found = sorted(path.glob("*.json")) or sorted(path.glob("annotations/*.json"))
     if len(found) != 1:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path}: expected exactly one COCO .json (found {len(found)}); pass the file"
         )
     return found[0]

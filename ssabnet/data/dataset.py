@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssabnet.data.record import AnnotationError, DatasetInfo, ImageRecord
+from ssabnet.errors import ConfigError, MissingInputError
 
 
 @dataclass
@@ -118,7 +119,7 @@ def read_dataset_folder(
 
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"dataset path not found: {root}")
+        raise MissingInputError(f"dataset path not found: {root}")
     fmt = catalog.detect_format(root) if format == "auto" else format
     if fmt == "visdrone":
         from ssabnet.data.visdrone import read_visdrone
@@ -134,7 +135,7 @@ def read_dataset_folder(
         from ssabnet.data.coco import read_coco
 
         return read_coco(root, skip_invalid=skip_invalid, verify=verify, name=name)
-    raise ValueError(f"unknown dataset format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    raise ConfigError(f"unknown dataset format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
 def load_dataset(
@@ -169,7 +170,7 @@ def load_dataset(
     if card.generate is not None:
         catalog.ensure_generated(card)
     if not card.root.exists():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"dataset {card.name!r} not found at {card.root} (card {card.path}); "
             + (
                 f"download it with `ssabnet data fetch {card.name}` or set SSABNET_DATA"

@@ -36,6 +36,7 @@ from ssabnet.data.transforms import (
     random_affine,
     vertical_flip,
 )
+from ssabnet.errors import ConfigError
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
@@ -88,7 +89,7 @@ class DetectionSamples(Dataset):
         seed: int = 0,
     ):
         if imgsz % 32:
-            raise ValueError(f"imgsz must be a multiple of 32, got {imgsz}")
+            raise ConfigError(f"imgsz must be a multiple of 32, got {imgsz}")
         self.records = list(records)
         self.imgsz = imgsz
         self.augment = augment

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ssabnet.errors import InputFileError
 
-class AnnotationError(ValueError):
+
+class AnnotationError(InputFileError):
     """A dataset file is malformed; the message names the file (and line, 1-based)."""
 
     def __init__(self, path: str | Path, message: str, line: int | None = None):

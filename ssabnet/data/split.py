@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ssabnet.errors import InputFileError, MissingInputError, UsageError
+
 SPLIT_FILE = "split.json"
 
 
@@ -32,9 +34,9 @@ def choose_val_sequences(counts: dict[str, int], val_fraction: float, seed: int)
     """Sequences for the val side: a seeded shuffle, taken until they hold ``val_fraction`` of
     the images (at least one sequence on each side)."""
     if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        raise UsageError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if len(counts) < 2:
-        raise ValueError(
+        raise InputFileError(
             f"cannot split by sequence: only {len(counts)} sequence(s) ({sorted(counts)})"
         )
     order = sorted(counts)
@@ -66,12 +68,12 @@ def split_by_sequence(
 
     dataset = load_dataset(spec)
     if dataset.info.format != "visdrone":
-        raise ValueError(
+        raise UsageError(
             f"{spec}: split by sequence writes VisDrone folders; this dataset is "
             f"{dataset.info.format!r} (UAVDT splits are lists of sequences in a catalog card)"
         )
     if dataset.root is None:
-        raise ValueError(f"{spec}: the dataset has no folder to link to")
+        raise UsageError(f"{spec}: the dataset has no folder to link to")
     source = Path(dataset.root).resolve()
     counts: dict[str, int] = {}
     for record in dataset.records:
@@ -100,7 +102,7 @@ def split_by_sequence(
             image = Path(record.image_path).resolve()
             annotation = source / "annotations" / f"{record.image_id}.txt"
             if not annotation.is_file():
-                raise FileNotFoundError(f"{annotation}: annotation of {image.name} not found")
+                raise MissingInputError(f"{annotation}: annotation of {image.name} not found")
             os.symlink(image, folder / "images" / image.name)
             os.symlink(annotation, folder / "annotations" / annotation.name)
         summary["splits"][split] = {

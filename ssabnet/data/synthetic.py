@@ -54,6 +54,7 @@ import numpy as np
 from ssabnet.data.images import make_default_permissions
 from ssabnet.data.record import ImageRecord
 from ssabnet.data.visdrone import write_visdrone_annotation
+from ssabnet.errors import UsageError
 from ssabnet.ops.boxes import intersection_over_area
 
 #: Bump when the rendered output changes (stored in ``synthetic.json``).
@@ -684,9 +685,9 @@ def generate_dataset(
     """
     width, height = (int(v) for v in size)
     if num_images < 1:
-        raise ValueError(f"num_images must be >= 1, got {num_images}")
+        raise UsageError(f"num_images must be >= 1, got {num_images}")
     if width < 64 or height < 64:
-        raise ValueError(f"image size must be at least 64x64, got {width}x{height}")
+        raise UsageError(f"image size must be at least 64x64, got {width}x{height}")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))

@@ -41,6 +41,7 @@ from ssabnet.data.record import (
     ImageRecord,
     check_box_inside,
 )
+from ssabnet.errors import MissingInputError
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy
 
 UAVDT_CLASSES: tuple[str, ...] = ("car", "truck", "bus")
@@ -62,7 +63,7 @@ def find_uavdt_dirs(root: str | Path) -> tuple[Path, Path]:
     for gt_dir in candidates:
         if gt_dir.is_dir() and any(gt_dir.glob("*_gt_whole.txt")):
             return frames_dir, gt_dir
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"{root} is not a UAVDT folder: no GT/<seq>_gt_whole.txt found "
         "(expected UAV-benchmark-M/<seq>/img*.jpg and UAV-benchmark-MOTD_v1.0/GT/)"
     )
@@ -140,7 +141,7 @@ def read_uavdt(
     if sequences is not None:
         missing = sorted(set(sequences) - set(available))
         if missing:
-            raise FileNotFoundError(f"{frames_dir}: sequence folders missing: {', '.join(missing)}")
+            raise MissingInputError(f"{frames_dir}: sequence folders missing: {', '.join(missing)}")
         available = [s for s in available if s in set(sequences)]
     skip_log = SkipLog(skip_invalid)
     records: list[ImageRecord] = []
@@ -158,7 +159,7 @@ def read_uavdt(
         records.extend(seq_records)
         unmatched += seq_unmatched
     if not records and not skip_log.count:
-        raise FileNotFoundError(f"no UAVDT frames found under {frames_dir}")
+        raise MissingInputError(f"no UAVDT frames found under {frames_dir}")
     if unmatched:
         warnings.warn(
             f"{root}: {unmatched} annotated frames have no image file and were not loaded",

@@ -47,6 +47,7 @@ from ssabnet.data.record import (
     ImageRecord,
     check_box_inside,
 )
+from ssabnet.errors import MissingInputError
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
 
 VISDRONE_CLASSES: tuple[str, ...] = (
@@ -204,7 +205,7 @@ def read_visdrone(
     root = Path(root)
     images_dir, ann_dir = root / "images", root / "annotations"
     if not ann_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{root} is not a VisDrone folder: annotations/ is missing "
             "(expected images/*.jpg and annotations/*.txt)"
         )
@@ -239,7 +240,7 @@ def read_visdrone(
             continue
         records.append(record)
     if not images and not skip_log.count:
-        raise FileNotFoundError(f"no images found in {images_dir}")
+        raise MissingInputError(f"no images found in {images_dir}")
     return skip_log.finish(visdrone_info(name or root.name), records, root, root)
 
 
@@ -263,7 +264,7 @@ def _read_annotations_only(root: Path, *, skip_invalid: bool, name: str | None) 
                 raise
             skip_log.report(exc, "image")
     if not records and not skip_log.count:
-        raise FileNotFoundError(f"no annotation files in {root / 'annotations'}")
+        raise MissingInputError(f"no annotation files in {root / 'annotations'}")
     warnings.warn(
         f"{root}: annotation-only VisDrone folder (no images/): image sizes are unknown (0) "
         "and boxes are not checked against image bounds",

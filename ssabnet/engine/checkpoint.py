@@ -35,11 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssabnet.errors import InputFileError, MissingInputError
+
 FORMAT = "ssabnet-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputFileError):
     """A checkpoint file is missing, truncated, modified or not an SSABNet checkpoint."""
 
     def __init__(self, path: str | Path, message: str):
@@ -169,7 +171,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingInputError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here means an unreadable file

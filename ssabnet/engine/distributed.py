@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ssabnet.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -41,9 +43,9 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available; use cpu")
+            raise ConfigError(f"device {device!r} requested but CUDA is not available; use cpu")
         return torch.device(device)
-    raise ValueError(f"unknown device {device!r} (expected cpu, cuda or cuda:<index>)")
+    raise ConfigError(f"unknown device {device!r} (expected cpu, cuda or cuda:<index>)")
 
 
 def setup_distributed(device: str) -> DistEnv:

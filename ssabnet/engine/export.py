@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ssabnet.errors import UsageError
 from ssabnet.ops.anchors import decode_boxes
 from ssabnet.postprocess import select_detections
 
@@ -43,7 +44,7 @@ def export_model(model: nn.Module, fmt: str, out: str | Path, imgsz: int = 640) 
     dynamic, image size fixed at ``imgsz`` (anchors are baked in for that size).
     """
     if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r} (expected one of {EXPORT_FORMATS})")
+        raise UsageError(f"unknown export format {fmt!r} (expected one of {EXPORT_FORMATS})")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     graph = InferenceGraph(model.eval().cpu()).eval()

@@ -25,7 +25,9 @@ from ssabnet.data.loader import read_image_rgb
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.data.transforms import Targets, letterbox
 from ssabnet.engine.checkpoint import read_checkpoint
+from ssabnet.errors import InputFileError, MissingInputError, UsageError
 from ssabnet.postprocess import boxes_input_to_original, merge_detections, postprocess
+from ssabnet.protocol import MAX_DET
 
 Predictions = dict[str, dict[str, np.ndarray]]
 
@@ -104,7 +106,7 @@ def list_sources(source: str | Path) -> list[Path]:
             if Path(p).suffix.lower() in IMAGE_SUFFIXES
         )
     if not files:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no images found at {source} (expected an image, a folder or a glob)"
         )
     return files
@@ -117,7 +119,7 @@ def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
     (unless ``length < tile``, when one tile starting at 0 covers everything).
     """
     if not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+        raise UsageError(f"overlap must be in [0, 1), got {overlap}")
     if length <= tile:
         return [0]
     step = max(1, int(tile * (1 - overlap)))
@@ -177,7 +179,7 @@ def predict_image(
     device: str | torch.device = "cpu",
     conf: float = 0.001,
     iou: float = 0.6,
-    max_det: int = 500,
+    max_det: int = MAX_DET,
     slice_size: int | None = None,
     overlap: float = 0.2,
     merge: str = "nms",
@@ -214,7 +216,7 @@ def predict(
     device: str = "cpu",
     conf: float = 0.001,
     iou: float = 0.6,
-    max_det: int = 500,
+    max_det: int = MAX_DET,
     slice_size: int | None = None,
     overlap: float = 0.2,
     merge: str = "nms",
@@ -237,7 +239,7 @@ def predict(
     files = list_sources(source) if is_one else [Path(p) for p in source]
     ids = list(image_ids) if image_ids is not None else [p.stem for p in files]
     if len(set(ids)) != len(ids):
-        raise ValueError("two source images share a file name; pass distinct image_ids")
+        raise InputFileError("two source images share a file name; pass distinct image_ids")
     loaded.model.to(device).eval()
     if not slice_size:  # batch whole images together
         results: Predictions = {}

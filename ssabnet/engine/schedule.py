@@ -11,6 +11,8 @@ from functools import partial
 
 import torch
 
+from ssabnet.errors import ConfigError
+
 
 def _decay(progress: float, schedule: str, final_ratio: float) -> float:
     progress = min(1.0, max(0.0, progress))
@@ -38,7 +40,7 @@ def lr_factor(
     factor ramps linearly towards the current epoch's ``f``.
     """
     if schedule not in ("cosine", "linear"):
-        raise ValueError(f"unknown lr schedule {schedule!r} (expected 'cosine' or 'linear')")
+        raise ConfigError(f"unknown lr schedule {schedule!r} (expected 'cosine' or 'linear')")
     ramp = (step + 1) / (warmup_steps + 1) if step < warmup_steps else 1.0
     if steps_per_epoch > 0:
         epochs = max(1, round(total_steps / steps_per_epoch))

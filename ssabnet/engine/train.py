@@ -50,10 +50,12 @@ from ssabnet.engine.distributed import (
 )
 from ssabnet.engine.ema import ModelEMA
 from ssabnet.engine.schedule import build_scheduler
+from ssabnet.errors import ConfigError, InputFileError, OverwriteError
 from ssabnet.evaluation import Evaluator, save_evaluation
 from ssabnet.losses.criterion import build_criterion
 from ssabnet.model.build import build_model
 from ssabnet.postprocess import boxes_input_to_original, postprocess
+from ssabnet.protocol import MAX_DET
 
 #: Metrics copied from the evaluator into ``results.csv`` every validated epoch.
 CSV_METRICS = ("AP", "AP50", "APs", "AP_vt", "AP_t")
@@ -93,7 +95,7 @@ def build_optimizer(model: nn.Module, cfg_train: Any) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=cfg_train.lr, momentum=cfg_train.momentum, nesterov=True)
     if cfg_train.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg_train.lr, betas=(cfg_train.momentum, 0.999))
-    raise ValueError(f"unknown optimizer {cfg_train.optimizer!r} (expected 'sgd' or 'adamw')")
+    raise ConfigError(f"unknown optimizer {cfg_train.optimizer!r} (expected 'sgd' or 'adamw')")
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool):
@@ -232,7 +234,7 @@ def predict_loader(
     env: DistEnv,
     conf_threshold: float = 0.001,
     iou_threshold: float = 0.6,
-    max_det: int = 500,
+    max_det: int = MAX_DET,
     progress: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Run ``model`` over a letterbox-only loader; detections in ORIGINAL pixels by image_id.
@@ -264,7 +266,7 @@ def evaluate(
     env: DistEnv,
     conf_threshold: float = 0.001,
     iou_threshold: float = 0.6,
-    max_det: int = 500,
+    max_det: int = MAX_DET,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Predict the loader's images and score them with ``evaluator`` (reset/process/evaluate).
@@ -321,7 +323,7 @@ def _tensorboard_writer(run_dir: Path):
 def _metric_value(metrics: dict[str, Any], name: str) -> float | None:
     """``metrics[name]`` as a float; ``None`` when undefined (e.g. no GT in that size bucket)."""
     if name not in metrics and metrics:
-        raise ValueError(
+        raise ConfigError(
             f"train.best_metric={name!r} is not an evaluator metric; "
             f"choose one of {sorted(k for k in metrics if k != 'per_class')}"
         )
@@ -378,7 +380,7 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
     try:
         seed_everything(tc.seed, tc.deterministic)
         if tc.batch % env.world_size:
-            raise ValueError(f"train.batch={tc.batch} is not divisible by {env.world_size} ranks")
+            raise ConfigError(f"train.batch={tc.batch} is not divisible by {env.world_size} ranks")
         train_data, val_data = load_train_val(cfg)
         class_names = list(train_data.info.classes)
         data = build_train_data(cfg, train_data, val_data, env)
@@ -445,7 +447,7 @@ def resume_or_refuse(cfg: Config, run_dir: Path, resume: bool) -> tuple[Config, 
         saved = merge(saved, {"train": {"device": cfg.train.device, "workers": cfg.train.workers}})
         return saved, state
     if (run_dir / "weights" / "last.pt").exists():
-        raise ValueError(
+        raise OverwriteError(
             f"{run_dir} already holds a run (weights/last.pt); pass --resume to continue it "
             "or choose another --out"
         )
@@ -457,7 +459,7 @@ def load_train_val(cfg: Config) -> tuple[DetectionDataset, DetectionDataset]:
     train_data = load_dataset(cfg.data.train, cfg.data.format, cfg.data.skip_invalid)
     val_data = load_dataset(cfg.data.val, cfg.data.format, cfg.data.skip_invalid)
     if tuple(train_data.info.classes) != tuple(val_data.info.classes):
-        raise ValueError(
+        raise InputFileError(
             f"train classes {train_data.info.classes} differ from val classes "
             f"{val_data.info.classes}"
         )

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ssabnet.errors import InputFileError
 from ssabnet.evaluation.matching import COCO_IOU_THRESHOLDS, MatchTables, rematch
 from ssabnet.scales import size_bucket_names
 
@@ -150,7 +151,7 @@ def bootstrap_ap_difference(
     image_ids = sorted(set(first.gts["image_id"]))
     for tables in side_a + side_b:
         if image_ids != sorted(set(tables.gts["image_id"])) or len(first.gts) != len(tables.gts):
-            raise ValueError("the matching results are not on the same images/ground truth")
+            raise InputFileError("the matching results are not on the same images/ground truth")
     image_index = {image_id: i for i, image_id in enumerate(image_ids)}
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(image_ids), size=(n_boot, len(image_ids)))

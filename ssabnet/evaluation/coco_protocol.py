@@ -34,8 +34,10 @@ import numpy as np
 
 from ssabnet.data.coco import coco_image_ids
 from ssabnet.data.record import DatasetInfo, ImageRecord
+from ssabnet.errors import ConfigError
 from ssabnet.evaluation.ignore import ImageView
 from ssabnet.ops.boxes import boxes_xyxy_to_xywh
+from ssabnet.protocol import MAX_DET
 from ssabnet.scales import COCO_SMALL, SIZE_BUCKETS
 
 BACKENDS = ("pycocotools", "faster")
@@ -169,7 +171,7 @@ def build_coco_dicts(
 def run_cocoeval(gt: dict, dt: dict, backend: str, max_dets: int) -> CocoArrays:
     """Run COCOeval ``evaluate`` + ``accumulate`` (bbox) in one pass over all area ranges."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     max_dets_list = sorted({1, 10, 100, int(max_dets)})
     with contextlib.redirect_stdout(io.StringIO()):
         if backend == "pycocotools":
@@ -262,7 +264,7 @@ def evaluate_coco(
     predictions: Mapping[str, Mapping[str, np.ndarray]],
     views: Mapping[str, ImageView],
     backend: str = "faster",
-    max_dets: int = 500,
+    max_dets: int = MAX_DET,
 ) -> dict:
     """The COCO protocol end to end: build the COCO dicts, run COCOeval, summarize."""
     with _gc_paused():

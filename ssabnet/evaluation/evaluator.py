@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from ssabnet.data.record import DatasetInfo, ImageRecord
+from ssabnet.errors import ConfigError, InputFileError
 from ssabnet.evaluation.coco_protocol import BACKENDS, evaluate_coco
 from ssabnet.evaluation.ignore import ImageView, coco_view
 from ssabnet.evaluation.matching import MatchTables, match_tables
 from ssabnet.evaluation.results_io import prediction_arrays
+from ssabnet.protocol import MAX_DET
 
 PROTOCOLS = ("coco", "visdrone-official")
 METRIC_KEYS = (
@@ -62,19 +64,19 @@ class Evaluator:
         records: Iterable[ImageRecord],
         protocol: str = "coco",
         backend: str = "faster",
-        max_dets: int = 500,
+        max_dets: int = MAX_DET,
     ):
         if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+            raise ConfigError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if int(max_dets) < 1:
-            raise ValueError(f"max_dets must be >= 1, got {max_dets}")
+            raise ConfigError(f"max_dets must be >= 1, got {max_dets}")
         self.info = dataset_info
         self.records = sorted(records, key=lambda r: r.image_id)
         self._by_id = {r.image_id: r for r in self.records}
         if len(self._by_id) != len(self.records):
-            raise ValueError("duplicate image_id in the evaluated records")
+            raise InputFileError("duplicate image_id in the evaluated records")
         self.protocol = protocol
         self.backend = backend
         self.max_dets = int(max_dets)
@@ -94,13 +96,13 @@ class Evaluator:
         """
         for image_id, prediction in predictions.items():
             if image_id not in self._by_id:
-                raise ValueError(f"predictions for unknown image_id {image_id!r}")
+                raise InputFileError(f"predictions for unknown image_id {image_id!r}")
             if image_id in self._predictions:
-                raise ValueError(f"predictions for image_id {image_id!r} given twice")
+                raise InputFileError(f"predictions for image_id {image_id!r} given twice")
             arrays = prediction_arrays(prediction, image_id)
             bad = (arrays["labels"] < 0) | (arrays["labels"] >= self.info.num_classes)
             if bad.any():
-                raise ValueError(
+                raise InputFileError(
                     f"predictions for image_id {image_id!r}: label {int(arrays['labels'][bad][0])}"
                     f" outside 0..{self.info.num_classes - 1}"
                 )
@@ -183,7 +185,7 @@ def evaluate_predictions(
     predictions_by_image_id: Mapping[str, Mapping],
     protocol: str = "coco",
     backend: str = "faster",
-    max_dets: int = 500,
+    max_dets: int = MAX_DET,
     out_dir: str | Path | None = None,
     records: Iterable[ImageRecord] | None = None,
 ) -> dict:

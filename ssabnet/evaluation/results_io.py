@@ -26,7 +26,7 @@ import numpy as np
 
 from ssabnet.data.coco import coco_image_ids
 from ssabnet.data.record import DatasetInfo, ImageRecord
-from ssabnet.errors import InputFileError
+from ssabnet.errors import InputFileError, MissingInputError
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
 
 Predictions = dict[str, dict[str, np.ndarray]]
@@ -46,17 +46,17 @@ def prediction_arrays(prediction: Mapping, image_id: str) -> dict[str, np.ndarra
     """
     missing = [k for k in ("boxes", "scores", "labels") if k not in prediction]
     if missing:
-        raise ValueError(f"predictions for image {image_id!r}: missing key(s) {missing}")
+        raise InputFileError(f"predictions for image {image_id!r}: missing key(s) {missing}")
     boxes = _to_numpy(prediction["boxes"], np.float64).reshape(-1, 4)
     scores = _to_numpy(prediction["scores"], np.float64).reshape(-1)
     labels = _to_numpy(prediction["labels"], np.int64).reshape(-1)
     if not len(boxes) == len(scores) == len(labels):
-        raise ValueError(
+        raise InputFileError(
             f"predictions for image {image_id!r}: boxes {len(boxes)}, scores {len(scores)}, "
             f"labels {len(labels)} rows differ"
         )
     if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
-        raise ValueError(f"predictions for image {image_id!r}: non-finite box or score")
+        raise InputFileError(f"predictions for image {image_id!r}: non-finite box or score")
     return {"boxes": boxes, "scores": scores, "labels": labels}
 
 
@@ -89,7 +89,7 @@ def coco_results_to_predictions(
     label_of = {native: label for label, native in enumerate(info.native_ids)}
     rows: dict[str, list[tuple[list[float], float, int]]] = {r.image_id: [] for r in records}
     if not isinstance(entries, list):
-        raise ValueError(f"{source}: a COCO results file must be a JSON list of detections")
+        raise InputFileError(f"{source}: a COCO results file must be a JSON list of detections")
     for index, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise _bad_entry(source, index, entry, "not a JSON object")
@@ -142,11 +142,11 @@ def read_coco_results(
     """Read and validate a COCO results JSON file (see :func:`coco_results_to_predictions`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"predictions file not found: {path}")
+        raise MissingInputError(f"predictions file not found: {path}")
     try:
         entries = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        raise InputFileError(f"{path}: not valid JSON ({exc})") from exc
     return coco_results_to_predictions(entries, info, records, source=str(path))
 
 
@@ -158,12 +158,14 @@ def predictions_to_coco_results(
     entries = []
     for image_id in sorted(predictions, key=lambda k: int_ids.get(k, 0)):
         if image_id not in int_ids:
-            raise ValueError(f"predictions for unknown image {image_id!r}")
+            raise InputFileError(f"predictions for unknown image {image_id!r}")
         arrays = prediction_arrays(predictions[image_id], image_id)
         xywh = boxes_xyxy_to_xywh(arrays["boxes"])
         for box, score, label in zip(xywh, arrays["scores"], arrays["labels"], strict=True):
             if not 0 <= label < info.num_classes:
-                raise ValueError(f"predictions for image {image_id!r}: label {label} out of range")
+                raise InputFileError(
+                    f"predictions for image {image_id!r}: label {label} out of range"
+                )
             entries.append(
                 {
                     "image_id": int_ids[image_id],

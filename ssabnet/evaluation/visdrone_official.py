@@ -42,9 +42,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ssabnet.data.record import DatasetInfo, ImageRecord
+from ssabnet.errors import InputFileError
 from ssabnet.evaluation.ignore import ignore_region_integral_image, in_ignore_regions_integral
 from ssabnet.evaluation.matching import greedy_match
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh, pairwise_overlap
+from ssabnet.protocol import MAX_DET
 
 #: ``0.5:0.05:0.95`` as GNU Octave builds the range (``base + i * step``): the 0.85 entry is
 #: 0.8500000000000001, one ulp above ``0.85``, so an IoU of exactly 17/20 is *not* a match
@@ -81,7 +83,7 @@ def _image_tables(record: ImageRecord, pred: Mapping[str, np.ndarray], info: Dat
     gt_class = np.where(labels >= 0, native[np.clip(labels, 0, None)], -1)
     regions = boxes_xyxy_to_xywh(np.asarray(record.ignore_regions, np.float64).reshape(-1, 4))
     if len(regions) and (record.width < 1 or record.height < 1):
-        raise ValueError(
+        raise InputFileError(
             f"image {record.image_id!r}: size unknown ({record.width}x{record.height}); the "
             "official protocol needs it to paint the ignored regions"
         )
@@ -121,7 +123,7 @@ def evaluate_official(
     info: DatasetInfo,
     records: Sequence[ImageRecord],
     predictions: Mapping[str, Mapping[str, np.ndarray]],
-    max_dets: int = 500,
+    max_dets: int = MAX_DET,
 ) -> dict:
     """Official VisDrone-DET numbers (fractions, not the toolkit's percent).
 

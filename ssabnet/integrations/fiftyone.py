@@ -40,7 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from ssabnet.data.record import DatasetInfo, ImageRecord
+from ssabnet.errors import OverwriteError, UsageError
 from ssabnet.ops.boxes import box_size, boxes_xyxy_to_relative_xywh
+from ssabnet.protocol import MAX_DET
 from ssabnet.scales import SIZE_BUCKETS, size_bucket_index
 
 GT_FIELD = "ground_truth"
@@ -48,9 +50,6 @@ IGNORE_REGIONS_FIELD = "ignore_regions"
 IMAGE_ID_FIELD = "image_id"
 OTHERS_LABEL = "others"
 IGNORE_REGION_LABEL = "ignore_region"
-#: FiftyOne's COCO mAP keeps only 100 predictions per image and class unless told; VisDrone
-#: is scored at 500 per image.
-MAX_PREDS = 500
 EVAL_IOU = 0.5
 #: Buckets whose misses form the ``<field>_missed_tiny_patches`` saved view.
 TINY_BUCKETS = ("very_tiny", "tiny")
@@ -162,7 +161,7 @@ def _prepare_field(
 
     predictions = read_coco_results(source, info, all_records)
     wanted = {r.image_id: predictions[r.image_id] for r in records}
-    evaluator = Evaluator(info, records, protocol="coco", max_dets=MAX_PREDS)
+    evaluator = Evaluator(info, records, protocol="coco", max_dets=MAX_DET)
     evaluator.process(wanted)
     metrics = evaluator.evaluate()
     dets_table, gts_table = evaluator.matches()
@@ -214,7 +213,7 @@ def _resolve_data(data, max_samples: int | None):
     all_records = sorted(dataset.records, key=lambda r: r.image_id)
     if max_samples is not None:
         if max_samples < 1:
-            raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+            raise UsageError(f"max_samples must be >= 1, got {max_samples}")
         records = all_records[:max_samples]
     else:
         records = all_records
@@ -225,12 +224,12 @@ def _check_field_names(predictions: Mapping[str, str | Path]) -> dict[str, Path]
     fields = {}
     for name, path in predictions.items():
         if name != _sanitize_field_name(name):
-            raise ValueError(
+            raise UsageError(
                 f"prediction field name {name!r} must be letters, digits and '_' "
                 f"(e.g. {_sanitize_field_name(name)!r})"
             )
         if name in _RESERVED or name.startswith(("ssab_", "eval_")):
-            raise ValueError(f"prediction field name {name!r} is reserved")
+            raise UsageError(f"prediction field name {name!r} is reserved")
         fields[name] = Path(path)
     return fields
 
@@ -271,7 +270,7 @@ def index_dataset(
     """
     fo = _import_fiftyone()
     if not name:
-        raise ValueError("a FiftyOne dataset name is required")
+        raise UsageError("a FiftyOne dataset name is required")
     fields = _check_field_names(predictions)
     dataset, all_records, records = _resolve_data(data, max_samples)
     info = dataset.info
@@ -286,14 +285,14 @@ def index_dataset(
         fo_dataset = fo.load_dataset(name)
         meta = dict(fo_dataset.info.get(_INFO_KEY, {}))
         if meta.get("classes") not in (None, list(info.classes)):
-            raise ValueError(
+            raise OverwriteError(
                 f"FiftyOne dataset {name!r} holds classes {meta.get('classes')}, not "
                 f"{list(info.classes)}; choose another --name or delete it first"
             )
         existing = set(fo_dataset.values(IMAGE_ID_FIELD)) if len(fo_dataset) else set()
         stray = existing - set(filepaths)
         if stray and max_samples is None:
-            raise ValueError(
+            raise OverwriteError(
                 f"FiftyOne dataset {name!r} holds {len(stray)} image(s) not in {info.name!r} "
                 f"(e.g. {sorted(stray)[0]!r}); choose another --name or delete it first"
             )
@@ -337,7 +336,7 @@ def index_dataset(
             "source": field.source,
             "ssabnet_AP": field.metrics["AP"],
             "ssabnet_AP50": field.metrics["AP50"],
-            "max_dets": MAX_PREDS,
+            "max_dets": MAX_DET,
         }
         if evaluate:
             entry.update(_fiftyone_evaluation(fo_dataset, field.name))
@@ -373,9 +372,10 @@ def _write_field(fo_dataset, field: _PreparedField, records: Sequence[ImageRecor
 
 
 def _fiftyone_evaluation(fo_dataset, field: str) -> dict:
+    # FiftyOne's COCO mAP keeps only 100 predictions per image and class unless told
     results = fo_dataset.evaluate_detections(
         field, gt_field=GT_FIELD, eval_key=f"eval_{field}", method="coco", iou=EVAL_IOU,
-        classwise=True, compute_mAP=True, max_preds=MAX_PREDS, iscrowd="iscrowd", progress=False,
+        classwise=True, compute_mAP=True, max_preds=MAX_DET, iscrowd="iscrowd", progress=False,
     )  # fmt: skip
     return {"eval_key": f"eval_{field}", "fiftyone_mAP": float(results.mAP())}
 
@@ -431,7 +431,7 @@ def delete_dataset(name: str) -> None:
     """
     fo = _import_fiftyone()
     if not fo.dataset_exists(name):
-        raise ValueError(f"no FiftyOne dataset named {name!r} (have: {fo.list_datasets()})")
+        raise UsageError(f"no FiftyOne dataset named {name!r} (have: {fo.list_datasets()})")
     fo.delete_dataset(name)
 
 
@@ -450,7 +450,7 @@ def launch_app(name: str, port: int = 5151, address: str = "127.0.0.1", wait: bo
     """
     fo = _import_fiftyone()
     if not fo.dataset_exists(name):
-        raise ValueError(f"no FiftyOne dataset named {name!r} (have: {fo.list_datasets()})")
+        raise UsageError(f"no FiftyOne dataset named {name!r} (have: {fo.list_datasets()})")
     print(f"starting the FiftyOne App for {name!r} at {app_url(port, address)}", flush=True)
     session = fo.launch_app(
         fo.load_dataset(name), port=port, address=address, remote=True, auto=False

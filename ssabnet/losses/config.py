@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ssabnet.errors import ConfigError
+
 BOX_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl")
 CLS_KINDS = ("bce", "varifocal")
 NORMALIZATIONS = ("score_sum", "num_fg")
@@ -17,6 +19,8 @@ NORMALIZATIONS = ("score_sum", "num_fg")
 BASELINE_LOSS = {"box": "ciou", "balance": False, "assigner_metric": "iou"}
 #: SSABNet: SABL box loss, scale balancing, SABL-metric assigner (the LossConfig defaults).
 SABL_LOSS = {"box": "sabl", "balance": True, "assigner_metric": "sabl"}
+#: The recipes by name (``ssabnet train --loss NAME``).
+LOSS_RECIPES = {"sabl": SABL_LOSS, "baseline": BASELINE_LOSS}
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,10 @@ class LossConfig:
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:
-                raise ValueError(f"loss.{key}: unknown value {value!r}; expected one of {allowed}")
+                raise ConfigError(f"loss.{key}: unknown value {value!r}; expected one of {allowed}")
         positive = {"sabl_kappa": self.sabl_kappa, "sabl_beta": self.sabl_beta, "nwd_C": self.nwd_C}
         for key, value in positive.items():
             if not value > 0:
-                raise ValueError(f"loss.{key} must be > 0, got {value}")
+                raise ConfigError(f"loss.{key} must be > 0, got {value}")
         if self.assigner_topk < 1:
-            raise ValueError(f"loss.assigner_topk must be >= 1, got {self.assigner_topk}")
+            raise ConfigError(f"loss.assigner_topk must be >= 1, got {self.assigner_topk}")

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ssabnet.errors import ConfigError, InputFileError, MissingInputError
 from ssabnet.model.backbone import CSPBackbone
 from ssabnet.model.blocks import scale_channels, scale_depth
 from ssabnet.model.config import ModelConfig
@@ -121,7 +122,7 @@ PRESETS: dict[str, ModelConfig] = _presets()
 
 def _pick(kind: str, name: str, options: dict[str, object]) -> object:
     if name not in options:
-        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(options)}")
+        raise ConfigError(f"unknown {kind} {name!r}; known: {', '.join(options)}")
     return options[name]
 
 
@@ -130,7 +131,7 @@ def resolve_config(cfg: str | ModelConfig, num_classes: int | None = None) -> Mo
     if isinstance(cfg, str):
         cfg = ModelConfig(name=cfg)
     if cfg.name not in PRESETS:
-        raise ValueError(f"unknown model {cfg.name!r}; known: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown model {cfg.name!r}; known: {', '.join(PRESETS)}")
     base = PRESETS[cfg.name]
     changes = {
         f.name: getattr(cfg, f.name)
@@ -141,9 +142,9 @@ def resolve_config(cfg: str | ModelConfig, num_classes: int | None = None) -> Mo
     if num_classes is not None:
         resolved = dataclasses.replace(resolved, num_classes=num_classes)
     if resolved.num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {resolved.num_classes}")
+        raise ConfigError(f"num_classes must be >= 1, got {resolved.num_classes}")
     if resolved.up_kernel % 2 == 0:
-        raise ValueError(f"up_kernel must be odd, got {resolved.up_kernel}")
+        raise ConfigError(f"up_kernel must be odd, got {resolved.up_kernel}")
     return resolved
 
 
@@ -201,13 +202,13 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     ``ValueError`` naming them - a partial load would silently train from a different start."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"backbone weights not found: {path}")
+        raise MissingInputError(f"backbone weights not found: {path}")
     state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+        raise InputFileError(f"{path}: expected a state dict, got {type(state).__name__}")
     state = {k.removeprefix("backbone."): v for k, v in state.items()}
     own = backbone.state_dict()
     missing = sorted(set(own) - set(state))
@@ -223,5 +224,5 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
         if keys
     ]
     if problems:
-        raise ValueError(f"{path}: backbone weights do not match; " + "; ".join(problems))
+        raise InputFileError(f"{path}: backbone weights do not match; " + "; ".join(problems))
     backbone.load_state_dict(state)
