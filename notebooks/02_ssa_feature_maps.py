@@ -23,9 +23,9 @@
 # 3. explain with measurements why a stride-4 P2 map responds to tiny objects that a stride-8 P3
 #    map cannot resolve.
 #
-# Tools: `ssabnet.build_model`, `ssabnet.load_checkpoint`, `ssabnet.model.taps.capture_features`
+# Tools: `ssabnet.build_model`, `ssabnet.load_checkpoint`, `ssabnet.analysis.capture_features`
 # (named intermediate maps such as `p3.semantic`, `p3.upsampled`, `p2.gate`) and the small
-# `ssabnet.visualize` / `ssabnet.model.probe` helpers. Runs in well under a minute on a CPU.
+# `ssabnet.analysis` helpers. Runs in well under a minute on a CPU.
 
 # %%
 import os
@@ -55,31 +55,32 @@ print("ssabnet", ssabnet.__version__, "| torch", torch.__version__, "| demo dir:
 # %%
 import tempfile
 
-from PIL import Image
-
-from ssabnet import visualize
-from ssabnet.data.synthetic import generate_dataset
-from ssabnet.model import probe
+from ssabnet import analysis
 
 try:
     dataset = ssabnet.load_dataset("visdrone-sample")
     source = "real VisDrone image (visdrone-sample)"
 except (FileNotFoundError, ValueError) as error:
     print(f"visdrone-sample not available ({error}); FALLING BACK to a synthetic scene.")
-    folder = generate_dataset(Path(tempfile.mkdtemp()) / "scene", 2, seed=3, size=(640, 480))
+    scene = Path(tempfile.mkdtemp()) / "scene"
+    folder = ssabnet.generate_dataset(scene, 2, seed=3, size=(640, 480))
     dataset = ssabnet.load_dataset(folder)
     source = "synthetic scene (ssabnet.data.synthetic)"
-from ssabnet.ops.boxes import box_size
+
 
 # the image with the most tiny (< 16 px) evaluated objects
-record = max(dataset.records, key=lambda r: int((box_size(r.boxes)[r.evaluated] < 16).sum()))
-image = np.asarray(Image.open(record.image_path).convert("RGB"))
+def n_tiny(r):
+    return int((analysis.box_size(r.boxes)[r.evaluated] < 16).sum())
+
+
+record = max(dataset.records, key=n_tiny)
+image = analysis.read_image_rgb(record.image_path)
 print(source, "|", record.image_id, image.shape, "|", int(record.evaluated.sum()), "objects")
-x, (scale_x, scale_y) = probe.image_to_input(image, long_side=640)
+x, (scale_x, scale_y) = analysis.image_to_input(image, long_side=640)
 gt_boxes_input = record.boxes[record.evaluated] * np.array([scale_x, scale_y, scale_x, scale_y])
 print("model input", tuple(x.shape))
 fig, ax = plt.subplots(figsize=(10, 6))
-ax.imshow(visualize.draw_boxes(image, record.boxes[record.evaluated], color=(255, 0, 0)))
+ax.imshow(analysis.draw_boxes(image, record.boxes[record.evaluated], color=(255, 0, 0)))
 ax.set_title(f"{source}: ground truth (red)")
 ax.set_xlabel("x (px)")
 ax.set_ylabel("y (px)")
@@ -117,7 +118,7 @@ print(
 # %% [markdown]
 # ## 2. Nearest vs bilinear vs content-aware upsampling of the same deep map
 #
-# `probe.compare_upsamplers` runs the model once with taps on, takes the deep map entering the
+# `analysis.compare_upsamplers` runs the model once with taps on, takes the deep map entering the
 # P3 top-down step (`p3.semantic`, stride 16) and upsamples it to stride 8 three ways: nearest,
 # bilinear, and the model's own operator (`fade` in `ssabnet-n`: CARAFE-style reassembly kernels
 # predicted from the deep *and* the shallow map). We also build `ssabnet-n-carafe` (plain CARAFE:
@@ -126,20 +127,20 @@ print(
 # %%
 carafe_model = ssabnet.build_model("ssabnet-n-carafe", num_classes=10).eval()
 comparisons = {
-    f"ssabnet-n ({'trained' if trained else 'untrained'})": probe.compare_upsamplers(model, x),
-    "ssabnet-n-carafe (untrained)": probe.compare_upsamplers(carafe_model, x),
+    f"ssabnet-n ({'trained' if trained else 'untrained'})": analysis.compare_upsamplers(model, x),
+    "ssabnet-n-carafe (untrained)": analysis.compare_upsamplers(carafe_model, x),
 }
 rows = []
 fig, axes = plt.subplots(2, 3, figsize=(15, 7))
 for row, (model_name, maps) in enumerate(comparisons.items()):
     operator = [k for k in maps if k not in ("semantic", "shallow", "kernels")][-1]
     for col, name in enumerate(("nearest", "bilinear", operator)):
-        energy = visualize.feature_heatmap(maps[name], reduce="abs_mean")
+        energy = analysis.feature_heatmap(maps[name], reduce="abs_mean")
         rows.append(
             {
                 "model": model_name,
                 "upsampler": name,
-                "high_freq_ratio": probe.high_frequency_ratio(energy),
+                "high_freq_ratio": analysis.high_frequency_ratio(energy),
             }
         )
         height, width = energy.shape
@@ -182,11 +183,10 @@ ax.set_ylabel("y (cells)")
 # the two with a learned spatial gate (`pL.gate` = weight of the shallow detail map, in (0, 1)).
 
 # %%
-from ssabnet.model.taps import capture_features
 
-outputs, taps = capture_features(model, x)
+outputs, taps = analysis.capture_features(model, x)
 print(sorted(name for name in taps if name.startswith("p2.")))
-offsets_p2 = visualize.offset_magnitude(taps["p2.offsets"])
+offsets_p2 = analysis.offset_magnitude(taps["p2.offsets"])
 gate_p2 = taps["p2.gate"][0, 0].numpy()
 print(
     f"P2 offsets: mean {offsets_p2.mean():.3f} px, max {offsets_p2.max():.3f} px "
@@ -220,18 +220,18 @@ fig.tight_layout()
 # one cell centre and the mean feature energy inside objects relative to the whole map.
 
 # %%
-tiny = gt_boxes_input[box_size(gt_boxes_input) < 16]
+tiny = gt_boxes_input[analysis.box_size(gt_boxes_input) < 16]
 rows = []
 for level, stride in (("p2", 4), ("p3", 8)):
-    energy = visualize.feature_heatmap(taps[f"{level}.out"], reduce="abs_mean")
-    covered = [not np.isnan(probe.mean_inside_boxes(energy, box[None], stride)) for box in tiny]
+    energy = analysis.feature_heatmap(taps[f"{level}.out"], reduce="abs_mean")
+    covered = [not np.isnan(analysis.mean_inside_boxes(energy, box[None], stride)) for box in tiny]
     rows.append(
         {
             "level": level,
             "stride_px": stride,
             "tiny_objects": len(tiny),
             "tiny_with_a_cell_centre": int(np.sum(covered)),
-            "energy_inside_tiny / mean": probe.mean_inside_boxes(energy, tiny, stride)
+            "energy_inside_tiny / mean": analysis.mean_inside_boxes(energy, tiny, stride)
             / max(float(energy.mean()), 1e-12),
         }
     )
@@ -240,7 +240,7 @@ pd.DataFrame(rows)
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(15, 5))
 for ax, level in zip(axes, ("p2", "p3"), strict=True):
-    heat = visualize.feature_heatmap(taps[f"{level}.out"], reduce="abs_mean")
+    heat = analysis.feature_heatmap(taps[f"{level}.out"], reduce="abs_mean")
     ax.imshow(heat, cmap="magma", extent=extent)
     ax.set_title(
         f"{level.upper()} neck output: mean |activation| (stride {4 if level == 'p2' else 8})"
@@ -255,14 +255,14 @@ fig.tight_layout()
 # **E1.** Use `compare_upsamplers(model, x, level="p2")` and compare the high-frequency ratios at
 # P2 with those at P3. Is the ordering nearest > bilinear the same?
 #
-# <details><summary>Hint</summary>Reuse `visualize.feature_heatmap` and
-# `probe.high_frequency_ratio`; the solution cell below is collapsed.</details>
+# <details><summary>Hint</summary>Reuse `analysis.feature_heatmap` and
+# `analysis.high_frequency_ratio`; the solution cell below is collapsed.</details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution E1
-maps_p2 = probe.compare_upsamplers(model, x, level="p2")
+maps_p2 = analysis.compare_upsamplers(model, x, level="p2")
 ratios = {
-    name: probe.high_frequency_ratio(visualize.feature_heatmap(maps_p2[name], reduce="abs_mean"))
+    name: analysis.high_frequency_ratio(analysis.feature_heatmap(maps_p2[name], reduce="abs_mean"))
     for name in ("nearest", "bilinear")
 }
 print(ratios)
@@ -277,7 +277,8 @@ assert ratios["nearest"] > ratios["bilinear"]
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution E2
-_, taps_nogate = capture_features(ssabnet.build_model("ssabnet-n-nogate", num_classes=10), x)
+nogate = ssabnet.build_model("ssabnet-n-nogate", num_classes=10)
+_, taps_nogate = analysis.capture_features(nogate, x)
 print(sorted(set(taps) - set(taps_nogate)))
 
 # %% [markdown]

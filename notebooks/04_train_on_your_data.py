@@ -31,7 +31,6 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 
@@ -83,9 +82,8 @@ print(first_annotation.name)
 print("\n".join(first_annotation.read_text().splitlines()[:5]))
 
 # %%
-from PIL import Image
 
-from ssabnet import visualize
+from ssabnet import analysis
 
 train = ssabnet.load_dataset(work / "train")
 val = ssabnet.load_dataset(work / "val")
@@ -99,9 +97,9 @@ print(
 )
 print("classes:", train.info.classes)
 record = train.records[0]
-image = np.asarray(Image.open(record.image_path).convert("RGB"))
+image = analysis.read_image_rgb(record.image_path)
 fig, ax = plt.subplots(figsize=(7, 5))
-ax.imshow(visualize.draw_boxes(image, record.boxes[record.evaluated], color=(255, 0, 0)))
+ax.imshow(analysis.draw_boxes(image, record.boxes[record.evaluated], color=(255, 0, 0)))
 ax.set_title(f"{record.image_id}: ground truth (red)")
 ax.set_xlabel("x (px)")
 ax.set_ylabel("y (px)")
@@ -178,9 +176,9 @@ pd.Series({k: val_metrics[k] for k in ("AP", "AP50", "AP75", "AP_vt", "AP_t", "A
 record = val.records[0]
 det = predictions[record.image_id]
 keep = det["scores"] >= 0.25
-image = np.asarray(Image.open(record.image_path).convert("RGB"))
-shown = visualize.draw_boxes(image, record.boxes[record.evaluated], color=(255, 0, 0))
-shown = visualize.draw_boxes(shown, det["boxes"][keep], color=(0, 255, 255))
+image = analysis.read_image_rgb(record.image_path)
+shown = analysis.draw_boxes(image, record.boxes[record.evaluated], color=(255, 0, 0))
+shown = analysis.draw_boxes(shown, det["boxes"][keep], color=(0, 255, 255))
 fig, ax = plt.subplots(figsize=(7, 5))
 ax.imshow(shown)
 ax.set_title(f"{record.image_id}: ground truth (red), detections with score >= 0.25 (cyan)")

@@ -14,24 +14,26 @@ from ssabnet.evaluation import Evaluator  # noqa: E402
 from ssabnet.losses import box_loss, loss_curves  # noqa: E402
 from ssabnet.model import build_model  # noqa: E402
 
-# The engine pulls in torch and OpenCV: imported on first use so ``import ssabnet`` stays light.
-_ENGINE_EXPORTS = {
+# The engine and the scene generator pull in OpenCV: imported on first use so ``import ssabnet``
+# stays light.
+_LAZY_EXPORTS = {
     "fit": "ssabnet.engine.train",
     "predict": "ssabnet.engine.predict",
     "load_checkpoint": "ssabnet.engine.predict",
     "LoadedCheckpoint": "ssabnet.engine.predict",
+    "generate_dataset": "ssabnet.data.synthetic",
 }
 
 
 def __getattr__(name: str):
-    if name in _ENGINE_EXPORTS:
+    if name in _LAZY_EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(_ENGINE_EXPORTS[name]), name)
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
     raise AttributeError(f"module 'ssabnet' has no attribute {name!r}")
 
 
 __all__ = ["Config", "load_config", "build_model", "Evaluator", "__version__"]
-__all__ += list(_ENGINE_EXPORTS)
+__all__ += list(_LAZY_EXPORTS)
 __all__ += ["box_loss", "loss_curves"]
 __all__ += ["DetectionDataset", "load_dataset"]

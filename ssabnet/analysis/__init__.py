@@ -53,6 +53,14 @@ from ssabnet.data.catalog import list_cards
 from ssabnet.data.loader import read_image_rgb
 from ssabnet.evaluation import MatchTables, bootstrap_ap_difference
 from ssabnet.losses.curves import modulation_curve
+from ssabnet.model.probe import (
+    compare_upsamplers,
+    high_frequency_ratio,
+    image_to_input,
+    mean_inside_boxes,
+)
+from ssabnet.model.taps import capture_features
+from ssabnet.ops.boxes import box_size
 from ssabnet.paths import UnsafePathError, resolve_under
 from ssabnet.runs import (
     Run,
@@ -136,4 +144,10 @@ __all__ = [
     "scale_ap_table",
     "size_bucket_names",
     "training_curves",
+    "box_size",
+    "capture_features",
+    "compare_upsamplers",
+    "high_frequency_ratio",
+    "image_to_input",
+    "mean_inside_boxes",
 ]
