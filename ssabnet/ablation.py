@@ -60,12 +60,11 @@ from ssabnet import runs
 from ssabnet.atomic_io import write_json_atomic
 from ssabnet.config import Config, config_to_dict, merge
 from ssabnet.errors import MissingInputError, OverwriteError, UsageError
+from ssabnet.evaluation.evaluator import HEADLINE_METRICS, SUMMARY_METRICS
 from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
 PLAN_FILE = "plan.json"
 RUN_FILE = "ablation_run.json"
-REPORT_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AP_vt", "AP_t", "AR500")
-TABLE_METRICS = ("AP", "AP50", "APs", "AP_vt", "AP_t")
 BASELINE = "baseline"
 P2_BASELINE = "baseline-p2"  # second reference of the gains tables (the SSA parts' own gain)
 RUN_FIELDS = ("variant", "seed", "kind", "model", "box_loss", "epochs", "imgsz",
@@ -438,10 +437,10 @@ def collect_runs(out: str | Path) -> pd.DataFrame:
         record = json.loads(record_file.read_text())
         metrics = json.loads(metrics_file.read_text())
         row = {k: record.get(k) for k in RUN_FIELDS}
-        row |= {k: metrics.get(k) for k in REPORT_METRICS}
+        row |= {k: metrics.get(k) for k in SUMMARY_METRICS}
         row["run_dir"] = str(run_dir)
         rows.append(row)
-    columns = [*RUN_FIELDS, *REPORT_METRICS, "run_dir"]
+    columns = [*RUN_FIELDS, *SUMMARY_METRICS, "run_dir"]
     frame = pd.DataFrame(rows, columns=columns)
     order = {name: i for i, name in enumerate(VARIANTS)}
     frame["_order"] = frame["variant"].map(lambda v: order.get(v, len(order)))
@@ -454,7 +453,7 @@ def collect_runs(out: str | Path) -> pd.DataFrame:
 
 def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per variant (std is NaN for a single seed)."""
-    metrics = [m for m in REPORT_METRICS if m in runs]
+    metrics = [m for m in SUMMARY_METRICS if m in runs]
     grouped = runs.groupby("variant", sort=False)
     summary = grouped[metrics].agg(["mean", "std"])
     summary.columns = [f"{m}_{stat}" for m, stat in summary.columns]
@@ -530,13 +529,13 @@ def format_report(plan: dict[str, Any] | None, runs: pd.DataFrame, gains: pd.Dat
         "Mean ± std over seeds, percent (COCO AP@[.5:.95] unless named; AP_vt < 8 px, "
         "AP_t 8–16 px, APs < 32 px).",
         "",
-        "| variant | model | runs | epochs | min/run | " + " | ".join(TABLE_METRICS) + " |",
-        "|---|---|---|---|---|" + "---|" * len(TABLE_METRICS),
+        "| variant | model | runs | epochs | min/run | " + " | ".join(HEADLINE_METRICS) + " |",
+        "|---|---|---|---|---|" + "---|" * len(HEADLINE_METRICS),
     ]
     if not runs.empty:
         summary = summarize_runs(runs)
         for variant, row in summary.iterrows():
-            cells = [_pct(row[f"{m}_mean"], row[f"{m}_std"]) for m in TABLE_METRICS]
+            cells = [_pct(row[f"{m}_mean"], row[f"{m}_std"]) for m in HEADLINE_METRICS]
             lines.append(
                 f"| {variant} | {row['model']} | {int(row['runs'])} | {int(row['epochs'])} | "
                 f"{row['train_seconds'] / 60:.1f} | " + " | ".join(cells) + " |"

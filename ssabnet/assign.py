@@ -107,6 +107,10 @@ def anchors_in_regions(anchor_points: Tensor, regions: Tensor, region_mask: Tens
 class TaskAlignedAssigner:
     """Task-aligned assigner (module docstring); a frozen set of numbers, called per batch.
 
+    The defaults are the SSABNet recipe, defined here once: :class:`ssabnet.losses.LossConfig`'s
+    ``assigner_*`` fields read them (and ``sabl_*``/``nwd_C`` the constants of
+    :mod:`ssabnet.ops.overlaps`).
+
     Args:
         num_classes: ``C``.
         topk: positives per ground truth at most (10 as in YOLOv8/TOOD).
@@ -122,7 +126,7 @@ class TaskAlignedAssigner:
     topk: int = 10
     alpha: float = 0.5
     beta: float = 6.0
-    metric: str = "iou"
+    metric: str = "sabl"
     center_radius: float = 0.0
     widen_tiny: bool = False
     kappa: float = KAPPA

@@ -35,6 +35,7 @@ from typing import Any
 
 from ssabnet import runs
 from ssabnet.errors import MissingInputError, UsageError
+from ssabnet.evaluation.evaluator import SUMMARY_METRICS
 from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
 RUN_NAMES = ("baseline-n", "ssabnet-n")
@@ -212,9 +213,6 @@ def predict_runs(out: Path, val_spec: str, imgsz: int) -> tuple[str, None]:
     return ("done" if "done" in statuses else "skipped"), None
 
 
-SCALE_KEYS = ("AP", "AP50", "AP75", "AP_vt", "AP_t", "APs", "APm", "APl", "AR500")
-
-
 def compare_runs(out: Path, n_boot: int = 1000) -> tuple[str, Any]:
     """Per-scale AP of both runs + paired bootstrap CI of AP50(ssabnet) - AP50(baseline).
 
@@ -230,8 +228,8 @@ def compare_runs(out: Path, n_boot: int = 1000) -> tuple[str, Any]:
         run: json.loads((out / run / "val" / "best" / "metrics.json").read_text())
         for run in RUN_NAMES
     }
-    table = pd.DataFrame({run: [metrics[run].get(k) for k in SCALE_KEYS] for run in RUN_NAMES})
-    table.index = list(SCALE_KEYS)
+    table = pd.DataFrame({run: [metrics[run].get(k) for k in SUMMARY_METRICS] for run in RUN_NAMES})
+    table.index = list(SUMMARY_METRICS)
     boot = bootstrap_ap_difference(
         MatchTables.load(out / a / "val" / "best"),
         MatchTables.load(out / b / "val" / "best"),

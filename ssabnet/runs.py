@@ -34,7 +34,9 @@ import pandas as pd
 import yaml
 
 from ssabnet.errors import InputFileError, MissingInputError, UsageError
+from ssabnet.evaluation.evaluator import SCALE_METRICS
 from ssabnet.evaluation.matching import DETS_FILE, GTS_FILE, MatchTables
+from ssabnet.model.build import PRESETS
 
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.csv"
@@ -47,14 +49,6 @@ KINDS = ("trained", "imported")
 #: :func:`check_same_recipe`.
 RUN_LOCAL_KEYS = (("train", "out"), ("train", "device"), ("train", "workers"))
 
-#: Per-scale AP keys of ``metrics.json`` in bucket order (:data:`ssabnet.scales.SIZE_BUCKETS`).
-SCALE_METRICS: dict[str, str] = {
-    "very_tiny": "AP_vt",
-    "tiny": "AP_t",
-    "small": "AP_s_tiny",
-    "medium": "APm",
-    "large": "APl",
-}
 #: Summary columns of :func:`runs_summary`.
 SUMMARY_METRICS = ("AP", "AP50", "AP75", "APs", *SCALE_METRICS.values(), "AR500")
 SPLITS = ("best", "last")
@@ -152,6 +146,22 @@ def _same_relative_path(have: Any, want: Any, old_root: Path | None, new_root: P
         return False
 
 
+def _with_resolved_model(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the ``model`` fields left ``None`` (take the preset's value) filled from
+    the preset: runs save the resolved model config, plans and older runs may hold ``None``."""
+    model = config.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        return config
+    if model["name"] not in PRESETS:
+        return config
+    preset = PRESETS[model["name"]]
+    filled = {
+        key: getattr(preset, key) if value is None and hasattr(preset, key) else value
+        for key, value in model.items()
+    }
+    return {**config, "model": filled}
+
+
 def check_same_recipe(
     run_dir: str | Path, want: dict[str, Any], ignore: tuple[tuple[str, str], ...] = RUN_LOCAL_KEYS
 ) -> None:
@@ -177,6 +187,7 @@ def check_same_recipe(
         raise RunError(
             f"{file}: unreadable ({exc}); delete {run_dir} or use another --out"
         ) from exc
+    saved, want = _with_resolved_model(saved), _with_resolved_model(want)
     saved_out = (saved.get("train") or {}).get("out")
     old_root = Path(saved_out).parent if isinstance(saved_out, str) else None
     diffs = []

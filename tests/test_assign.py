@@ -25,7 +25,7 @@ def assign(assigner, pred_boxes=PRED_BOXES, gt_boxes=GT_BOXES, mask=GT_MASK, ign
 
 def test_hand_case_topk1():
     # GT0 holds anchors 0, 1 (IoU 1 and 1/2), GT1 anchors 2, 3 (IoU 1/2 and 1): top-1 each.
-    out = assign(TaskAlignedAssigner(num_classes=3, topk=1))
+    out = assign(TaskAlignedAssigner(num_classes=3, topk=1, metric="iou"))
     assert out.fg_mask.tolist() == [[True, False, False, True]]
     assert out.matched_gt_idx[0, [0, 3]].tolist() == [0, 1]
     torch.testing.assert_close(out.target_boxes[0, 0], GT_BOXES[0, 0])
@@ -40,7 +40,7 @@ def test_hand_case_topk1():
 
 def test_hand_case_topk2_soft_scores():
     # Same scores, so t ratio = (u / u_max)^beta = (1/2)^6 for the second anchor of each GT.
-    out = assign(TaskAlignedAssigner(num_classes=3, topk=2))
+    out = assign(TaskAlignedAssigner(num_classes=3, topk=2, metric="iou"))
     assert out.fg_mask.tolist() == [[True, True, True, True]]
     assert out.matched_gt_idx.tolist() == [[0, 0, 1, 1]]
     expected = torch.zeros(1, 4, 3)
@@ -52,13 +52,13 @@ def test_hand_case_topk2_soft_scores():
 def test_conflict_keeps_the_larger_overlap():
     # Both GTs contain anchor 1; its predicted box [10, 0, 20, 10] overlaps GT1 more.
     gt_boxes = torch.tensor([[[0.0, 0.0, 20.0, 10.0], [8.0, 0.0, 21.0, 10.0]]])
-    out = assign(TaskAlignedAssigner(num_classes=3, topk=4), gt_boxes=gt_boxes)
+    out = assign(TaskAlignedAssigner(num_classes=3, topk=4, metric="iou"), gt_boxes=gt_boxes)
     assert out.fg_mask[0, 1] and out.matched_gt_idx[0, 1].item() == 1
     assert out.matched_gt_idx[0, 0].item() == 0
 
 
 def test_empty_and_padded_targets():
-    assigner = TaskAlignedAssigner(num_classes=3)
+    assigner = TaskAlignedAssigner(num_classes=3, metric="iou")
     for gt_boxes, mask in (
         (torch.zeros(1, 0, 4), torch.zeros(1, 0, dtype=torch.bool)),
         (GT_BOXES, torch.tensor([[False, False]])),
@@ -79,7 +79,7 @@ def test_ignore_regions_block_positives():
         ANCHORS, torch.tensor([[[0.0, 0.0, 10.0, 10.0]]]), torch.tensor([[True]])
     )
     assert ignore.tolist() == [[True, False, False, False]]
-    out = assign(TaskAlignedAssigner(num_classes=3, topk=2), ignore=ignore)
+    out = assign(TaskAlignedAssigner(num_classes=3, topk=2, metric="iou"), ignore=ignore)
     assert out.fg_mask.tolist() == [[False, True, True, True]]
     # The remaining anchor of GT0 is now its best: soft score = its IoU (1/2).
     assert out.target_scores[0, 1, 2].item() == pytest.approx(0.5)
@@ -160,7 +160,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown assigner metric 'giou'"):
         TaskAlignedAssigner(num_classes=3, metric="giou")
     with pytest.raises(ValueError, match="pred_scores has 3 classes, expected 5"):
-        assign(TaskAlignedAssigner(num_classes=5))
+        assign(TaskAlignedAssigner(num_classes=5, metric="iou"))
 
 
 def test_widen_tiny_sides_hand_case():
@@ -181,8 +181,8 @@ def test_widen_tiny_gives_candidates_and_keeps_the_true_target_box():
     # widened to 10x10 about its centre (17, 5) it holds anchor 1 at (15, 5).
     gt_boxes = torch.tensor([[[16.0, 4.0, 18.0, 6.0]]])
     args = (SCORES, PRED_BOXES, ANCHORS, STRIDES, GT_LABELS[:, :1], gt_boxes, GT_MASK[:, :1])
-    assert TaskAlignedAssigner(num_classes=3)(*args).num_fg == 0
-    out = TaskAlignedAssigner(num_classes=3, widen_tiny=True)(*args)
+    assert TaskAlignedAssigner(num_classes=3, metric="iou")(*args).num_fg == 0
+    out = TaskAlignedAssigner(num_classes=3, widen_tiny=True, metric="iou")(*args)
     assert out.fg_mask.tolist() == [[False, True, False, False]]
     torch.testing.assert_close(out.target_boxes[0, 1], gt_boxes[0, 0])  # not the widened box
     # IoU of anchor 1's box [10, 0, 20, 10] with the 2x2 object: 4 / 100

@@ -130,7 +130,7 @@ class DetectionSamples(Dataset):
                     aug.scale,
                     aug.translate,
                     center=mosaic_center(canvas),
-                    min_size=aug.min_size,
+                    min_size=aug.min_box_size,
                     min_visible=aug.min_visible,
                 )
             else:
@@ -142,7 +142,7 @@ class DetectionSamples(Dataset):
                     self.imgsz,
                     aug.scale,
                     aug.translate,
-                    min_size=aug.min_size,
+                    min_size=aug.min_box_size,
                     min_visible=aug.min_visible,
                 )
                 params = None  # the affine moved the pixels: letterbox params no longer apply

@@ -65,16 +65,20 @@ class LetterboxParams:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Probabilities and ranges of the training augmentation (see ``TrainConfig``)."""
+    """Probabilities and ranges of the training augmentation.
 
-    mosaic: float = 1.0
-    hflip: float = 0.5
-    vflip: float = 0.0
-    scale: float = 0.5  # zoom factor drawn uniformly in [1 - scale, 1 + scale]
-    translate: float = 0.1  # fraction of the output size
-    hsv: tuple[float, float, float] = (0.015, 0.7, 0.4)
-    min_size: float = 2.0  # px: smaller boxes are dropped after a geometric transform
-    min_visible: float = 0.3  # fraction of the box area that must stay inside the image
+    The values (and their defaults) are :class:`ssabnet.config.TrainConfig`'s fields of the same
+    names, copied by name (``ssabnet.engine.train.build_train_data``); they are not repeated here.
+    """
+
+    mosaic: float  # probability
+    hflip: float  # probability
+    vflip: float  # probability
+    scale: float  # zoom factor drawn uniformly in [1 - scale, 1 + scale]
+    translate: float  # fraction of the output size
+    hsv: tuple[float, float, float]  # gains of hue, saturation, value
+    min_box_size: float  # px: smaller boxes are dropped after a geometric transform
+    min_visible: float  # fraction of the box area that must stay inside the image
 
 
 def _affine_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -52,13 +52,11 @@ from ssabnet.engine.ema import ModelEMA
 from ssabnet.engine.schedule import build_scheduler
 from ssabnet.errors import ConfigError, InputFileError, OverwriteError
 from ssabnet.evaluation import Evaluator, save_evaluation
+from ssabnet.evaluation.evaluator import HEADLINE_METRICS
 from ssabnet.losses.criterion import build_criterion
-from ssabnet.model.build import build_model
+from ssabnet.model.build import build_model, resolve_config
 from ssabnet.postprocess import boxes_input_to_original, postprocess
 from ssabnet.protocol import MAX_DET
-
-#: Metrics copied from the evaluator into ``results.csv`` every validated epoch.
-CSV_METRICS = ("AP", "AP50", "APs", "AP_vt", "AP_t")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -383,6 +381,7 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
             raise ConfigError(f"train.batch={tc.batch} is not divisible by {env.world_size} ranks")
         train_data, val_data = load_train_val(cfg)
         class_names = list(train_data.info.classes)
+        cfg = resolve_model(cfg, len(class_names))
         data = build_train_data(cfg, train_data, val_data, env)
         opt = build_optimization(cfg, len(class_names), num_batches(data.train_loader), env)
         evaluator = Evaluator(val_data.info, val_data.records) if env.is_main else None
@@ -454,6 +453,17 @@ def resume_or_refuse(cfg: Config, run_dir: Path, resume: bool) -> tuple[Config, 
     return cfg, None
 
 
+def resolve_model(cfg: Config, num_classes: int) -> Config:
+    """``cfg`` with the model config resolved from its preset (what the run folder and every
+    checkpoint record), after checking ``model.num_classes`` against the dataset's classes."""
+    if cfg.model.num_classes != num_classes:
+        raise ConfigError(
+            f"model.num_classes={cfg.model.num_classes} but the dataset {cfg.data.train!r} has "
+            f"{num_classes} classes; set model.num_classes={num_classes}"
+        )
+    return dataclasses.replace(cfg, model=resolve_config(cfg.model))
+
+
 def load_train_val(cfg: Config) -> tuple[DetectionDataset, DetectionDataset]:
     """The training and validation datasets, which must share their classes."""
     train_data = load_dataset(cfg.data.train, cfg.data.format, cfg.data.skip_invalid)
@@ -471,7 +481,7 @@ def build_optimization(
 ) -> Optimization:
     """Model, criterion, optimizer, learning-rate schedule, EMA and gradient scaler of ``cfg``."""
     tc = cfg.train
-    model = build_model(cfg.model, num_classes=num_classes).to(env.device)
+    model = build_model(cfg.model).to(env.device)
     criterion = build_criterion(cfg.loss, num_classes, model.reg_max)
     optimizer = build_optimizer(model, tc)
     scheduler = build_scheduler(
@@ -502,14 +512,7 @@ def build_train_data(
     """Augmented training samples and the two loaders (sharded across ranks under DDP)."""
     tc = cfg.train
     augment = AugmentConfig(
-        mosaic=tc.mosaic,
-        hflip=tc.hflip,
-        vflip=tc.vflip,
-        scale=tc.scale,
-        translate=tc.translate,
-        hsv=tuple(tc.hsv),
-        min_size=tc.min_box_size,
-        min_visible=tc.min_visible,
+        **{f.name: getattr(tc, f.name) for f in dataclasses.fields(AugmentConfig)}
     )
     train_set = DetectionSamples(train_data.records, tc.imgsz, augment, seed=tc.seed)
     train_loader = build_loader(
@@ -676,7 +679,7 @@ def log_epoch(
     """Append the epoch's row to ``results.csv`` (and TensorBoard); return the row."""
     row = {"epoch": epoch, "lr": opt.optimizer.param_groups[0]["lr"]}
     row |= {k: round(v, 6) for k, v in mean_terms.items()}
-    row |= {k: "" if metrics.get(k) is None else metrics[k] for k in CSV_METRICS}
+    row |= {k: "" if metrics.get(k) is None else metrics[k] for k in HEADLINE_METRICS}
     row["time"] = round(time.time() - epoch_start, 3)
     _write_results_row(run_dir / "results.csv", row)
     if tensorboard is not None:
@@ -693,7 +696,7 @@ def print_epoch(
     print(
         f"epoch {epoch + 1}/{epochs} "
         + " ".join(f"{k}={v:.4f}" for k, v in mean_terms.items())
-        + "".join(f" {k}={metrics[k]:.4f}" for k in CSV_METRICS if metrics.get(k) is not None)
+        + "".join(f" {k}={metrics[k]:.4f}" for k in HEADLINE_METRICS if metrics.get(k) is not None)
         + f" ({seconds:.1f}s)",
         flush=True,
     )

@@ -29,10 +29,24 @@ from ssabnet.evaluation.results_io import prediction_arrays
 from ssabnet.protocol import MAX_DET
 
 PROTOCOLS = ("coco", "visdrone-official")
+#: Every metric :meth:`Evaluator.evaluate` returns (besides ``per_class`` and what was run).
 METRIC_KEYS = (
     "AP", "AP50", "AP75", "APs", "APm", "APl", "AP_vt", "AP_t", "AP_s_tiny",
     "AR1", "AR10", "AR100", "AR500",
 )  # fmt: skip
+#: Per-bucket AP key by size bucket, in :data:`ssabnet.scales.SIZE_BUCKETS` order.
+SCALE_METRICS: dict[str, str] = {
+    "very_tiny": "AP_vt",
+    "tiny": "AP_t",
+    "small": "AP_s_tiny",
+    "medium": "APm",
+    "large": "APl",
+}
+#: The headline columns: training's results.csv and log line, the ablation table.
+HEADLINE_METRICS = ("AP", "AP50", "APs", "AP_vt", "AP_t")
+#: A run's summary: overall AP, COCO's scales, the tiny buckets and recall at 500 detections
+#: (the ablation report and the demo's table).
+SUMMARY_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AP_vt", "AP_t", "AR500")
 METRICS_FILE = "metrics.json"
 
 

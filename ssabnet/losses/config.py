@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ssabnet.assign import METRICS, TaskAlignedAssigner
 from ssabnet.errors import ConfigError
+from ssabnet.ops.overlaps import BETA, KAPPA, MODULATIONS, SABL_C
 
 BOX_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl")
 CLS_KINDS = ("bce", "varifocal")
@@ -40,24 +42,26 @@ class LossConfig:
     # above were tuned for it); num_fg: by max(1, number of positive anchors).
     normalize: str = "score_sum"
     # SABL (see ssabnet/losses/sabl.py). kappa: hand-over size in px; beta: steepness.
-    sabl_kappa: float = 32.0
-    sabl_beta: float = 6.0
-    sabl_modulation: str = "exp"  # exp | logistic
+    sabl_kappa: float = KAPPA
+    sabl_beta: float = BETA
+    sabl_modulation: str = TaskAlignedAssigner.modulation  # exp | logistic
     sabl_blend: str = "terms"  # terms (paper's equation) | loss (blend whole losses)
     sabl_base: str = "ciou"  # large-object loss for sabl_blend=loss: ciou | eiou
-    nwd_C: float = 12.0  # px, Wasserstein normalisation for nwd, sabl and the nwd/sabl metric
+    nwd_C: float = SABL_C  # px, Wasserstein normalisation for nwd, sabl and the nwd/sabl metric
     # Balancing: per-size-bucket normalisation of box/DFL weights (ssabnet/losses/balance.py).
     balance: bool = True
     balance_gamma: float = 0.5  # bucket share ~ count^gamma (1 = off, 0 = equal per bucket)
-    # Task-aligned assigner (ssabnet/assign.py).
-    assigner_topk: int = 10
-    assigner_alpha: float = 0.5
-    assigner_beta: float = 6.0
-    assigner_metric: str = "sabl"  # iou | ciou | nwd | sabl (measured: docs/losses.md)
-    assigner_center_radius: float = 0.0  # strides; > 0 adds centre-radius candidates
+    # Task-aligned assigner (ssabnet/assign.py, where these defaults are defined).
+    assigner_topk: int = TaskAlignedAssigner.topk
+    assigner_alpha: float = TaskAlignedAssigner.alpha
+    assigner_beta: float = TaskAlignedAssigner.beta
+    # iou | ciou | nwd | sabl (measured: docs/losses.md)
+    assigner_metric: str = TaskAlignedAssigner.metric
+    # strides; > 0 adds centre-radius candidates
+    assigner_center_radius: float = TaskAlignedAssigner.center_radius
     # Candidate selection only: sides shorter than the second-finest stride widened to it
     # (ultralytics 8.4's rule; 8 px with P2, 16 px without).
-    assigner_widen_tiny: bool = False
+    assigner_widen_tiny: bool = TaskAlignedAssigner.widen_tiny
     # Varifocal loss (cls=varifocal).
     vfl_alpha: float = 0.75
     vfl_gamma: float = 2.0
@@ -67,10 +71,10 @@ class LossConfig:
             "box": (self.box, BOX_KINDS),
             "cls": (self.cls, CLS_KINDS),
             "normalize": (self.normalize, NORMALIZATIONS),
-            "sabl_modulation": (self.sabl_modulation, ("exp", "logistic")),
+            "sabl_modulation": (self.sabl_modulation, MODULATIONS),
             "sabl_blend": (self.sabl_blend, ("terms", "loss")),
             "sabl_base": (self.sabl_base, ("ciou", "eiou")),
-            "assigner_metric": (self.assigner_metric, ("iou", "ciou", "nwd", "sabl")),
+            "assigner_metric": (self.assigner_metric, METRICS),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:

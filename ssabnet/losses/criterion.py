@@ -96,24 +96,25 @@ def pad_targets(
     return gt_boxes, gt_labels, gt_mask, regions, region_mask
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Criterion:
-    """Assignment + losses (module docstring). Build it with :func:`build_criterion`."""
+    """Assignment + losses (module docstring). Build it with :func:`build_criterion`, which fills
+    every field from :class:`LossConfig` (the one place the recipe's defaults live)."""
 
     num_classes: int
     reg_max: int
     assigner: TaskAlignedAssigner
-    box: str = "sabl"
+    box: str
     box_params: dict[str, Any] = field(default_factory=dict)
-    cls: str = "bce"
-    cls_weight: float = 0.5
-    box_weight: float = 7.5
-    dfl_weight: float = 1.5
-    normalize: str = "score_sum"
-    balance: bool = True
-    balance_gamma: float = 0.5
-    vfl_alpha: float = 0.75
-    vfl_gamma: float = 2.0
+    cls: str
+    cls_weight: float
+    box_weight: float
+    dfl_weight: float
+    normalize: str
+    balance: bool
+    balance_gamma: float
+    vfl_alpha: float
+    vfl_gamma: float
     # Box decoder (box_logits, anchor_points, anchor_strides) -> xyxy px, as the model's head.
     decode: Callable[[Tensor, Tensor, Tensor], Tensor] = decode_boxes
 
