@@ -2,7 +2,8 @@
 
 Three kinds of evidence, strongest last:
 
-* the stored reference sets in ``../shared/data/visdrone_official_reference/`` (133 real images;
+* the stored reference sets in ``../shared/data/visdrone_official_reference/`` (133 real images,
+  scored by one ``ssabnet val --predictions <folder> --protocol visdrone-official`` command;
   the toolkit at commit 0054457 run under GNU Octave 7.3 by whoever made them): always run where
   the shared data is, to 1e-4 as the issue asks (we agree to ~1e-15);
 * our own seeded corner-case sets (``benchmarks/visdrone_toolkit_check.py --make-case``; ties,
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from ssabnet.cli import main
 from ssabnet.data.visdrone import read_visdrone
 from ssabnet.evaluation import Evaluator, read_visdrone_results
 
@@ -49,25 +51,40 @@ def _script():
     return module
 
 
-def official_from_folder(gt_root: Path, results: Path, images=None) -> dict:
+def official_from_folder(gt_root: Path, results: Path) -> dict:
     dataset = read_visdrone(gt_root)
-    records = [r for r in dataset.records if images is None or r.image_id in set(images)]
+    records = dataset.records
     predictions = read_visdrone_results(results, dataset.info, records)
     evaluator = Evaluator(dataset.info, records, protocol="visdrone-official")
     evaluator.process(predictions)
     return evaluator.evaluate()
 
 
+def _gt_subset(sample: Path, images: list[str], root: Path) -> Path:
+    """A VisDrone folder of links to some images of ``sample`` (the toolkit's GT folder)."""
+    for sub, ext in (("images", "jpg"), ("annotations", "txt")):
+        (root / sub).mkdir(parents=True)
+        for name in images:
+            (root / sub / f"{name}.{ext}").symlink_to(sample / sub / f"{name}.{ext}")
+    return root
+
+
 @pytest.mark.parametrize("name", ["A_sorted", "B_unsorted_dups_over500"])
-def test_stored_toolkit_numbers(shared_data_dir, name):
+def test_stored_toolkit_numbers(shared_data_dir, tmp_path, name):
+    # one command, as a user runs it: ssabnet val --predictions <folder of result txts>
     reference = shared_data_dir / "visdrone_official_reference"
     if not reference.is_dir():
         pytest.skip(f"reference numbers not found at {reference}")
     expected = json.loads((reference / name / "official_metrics.json").read_text())
     images = expected["images"] if isinstance(expected["images"], list) else None
-    metrics = official_from_folder(
-        shared_data_dir / "visdrone_sample", reference / name / "results", images
-    )
+    gt = shared_data_dir / "visdrone_sample"
+    if images is not None:
+        gt = _gt_subset(gt, images, tmp_path / "gt")
+    out = tmp_path / "val" / "metrics.json"
+    argv = ["val", "--predictions", str(reference / name / "results"), "--data", str(gt),
+            "--protocol", "visdrone-official", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads(out.read_text())
     assert metrics["n_images"] == (len(images) if images else 133)
     for key in KEYS:  # the stored values have 6 decimals
         assert metrics[key] == pytest.approx(expected[key], abs=1e-4), key
