@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_speed import generate_detections, load_val_records  # noqa: E402
 
-from ssabnet.data.dataset import DetectionDataset  # noqa: E402
+from ssabnet.data.record import DetectionDataset  # noqa: E402
 from ssabnet.evaluation import (  # noqa: E402
     Evaluator,
     load_predictions,

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +55,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssabnet import runs
-from ssabnet.atomic_io import write_json_atomic
+from ssabnet import __version__, runs
+from ssabnet.atomic_io import write_json_atomic, write_text_atomic
 from ssabnet.config import Config, config_to_dict, merge
+from ssabnet.data import load_dataset
+from ssabnet.data.loader import DetectionSamples, collate_detection
+from ssabnet.engine.distributed import (
+    cleanup_distributed,
+    launch_rank,
+    launch_world_size,
+    resolve_device,
+    setup_distributed,
+)
+from ssabnet.engine.predict import load_checkpoint
+from ssabnet.engine.train import build_optimizer, fit
 from ssabnet.errors import MissingInputError, OverwriteError, UsageError
+from ssabnet.evaluation import MatchTables, bootstrap_ap_difference
 from ssabnet.evaluation.evaluator import HEADLINE_METRICS, SUMMARY_METRICS
 from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
+from ssabnet.losses.criterion import build_criterion
+from ssabnet.model.build import build_model
 
 PLAN_FILE = "plan.json"
 RUN_FILE = "ablation_run.json"
@@ -186,12 +199,6 @@ def probe_seconds_per_image(cfg: Config, records: list, steps: int = 3) -> float
     """
     import torch
 
-    from ssabnet.data.loader import DetectionSamples, collate_detection
-    from ssabnet.engine.distributed import resolve_device
-    from ssabnet.engine.train import build_optimizer
-    from ssabnet.losses.criterion import build_criterion
-    from ssabnet.model.build import build_model
-
     tc = cfg.train
     device = resolve_device(tc.device)
     classes = cfg.model.num_classes
@@ -270,8 +277,6 @@ def plan_ablation(
     their epochs (so a re-run resumes instead of re-calibrating); new variants/seeds are added.
     A plan made with different data or config is refused.
     """
-    from ssabnet.data import load_dataset
-
     if (epochs is None) == (budget_minutes is None):
         raise UsageError("give exactly one of --epochs or --budget-minutes")
     if epochs is not None and epochs < 1:
@@ -309,7 +314,7 @@ def plan_ablation(
         known |= {v: epochs for v in new}
         budget |= {"mode": "epochs", "epochs": epochs}
     elif new:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if launch_world_size() > 1:
             raise UsageError("--budget-minutes probes speed in one process: under torchrun pass "
                              "--epochs (e.g. from a single-process plan's plan.json)")  # fmt: skip
         train = load_dataset(base.data.train, base.data.format, base.data.skip_invalid)
@@ -342,11 +347,8 @@ def plan_ablation(
         budget=budget,
         config=config,
     )
-    if int(os.environ.get("RANK", "0")) == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / (PLAN_FILE + ".tmp")
-        tmp.write_text(json.dumps(plan.to_json(), indent=2) + "\n")
-        tmp.replace(out / PLAN_FILE)
+    if launch_rank() == 0:
+        write_json_atomic(out / PLAN_FILE, plan.to_json())
     return plan
 
 
@@ -361,10 +363,6 @@ def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = 
     """Train (or resume, or skip) one run; returns ``"done"``, ``"resumed"`` or ``"skipped"``."""
     import torch
 
-    from ssabnet import __version__
-    from ssabnet.engine.predict import load_checkpoint
-    from ssabnet.engine.train import fit
-
     run_dir = plan.run_dir(variant, seed)
     cfg = plan.run_config(variant, seed)
     if (run_dir / runs.CONFIG_FILE).is_file():
@@ -373,7 +371,7 @@ def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = 
         return "skipped"
     resume = runs.weights_path(run_dir, "last").is_file()
     fit(cfg, resume=resume, progress=progress)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if launch_rank() == 0:
         results = pd.read_csv(run_dir / "results.csv")
         if len(results) < cfg.train.epochs:
             raise RuntimeError(f"{run_dir}: results.csv has {len(results)} of "
@@ -391,7 +389,7 @@ def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = 
             "train_seconds": round(float(results["time"].sum()), 2),
             "params_m": round(params / 1e6, 3),
             "device": cfg.train.device,
-            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "world_size": launch_world_size(),
             "software": f"ssabnet {__version__}, torch {torch.__version__}",
         }
         write_json_atomic(run_dir / RUN_FILE, record)
@@ -400,9 +398,7 @@ def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = 
 
 def run_ablation(plan: AblationPlan, progress: bool = True, log=print) -> None:
     """Train every variant x seed of ``plan`` that is not finished (seed-major order)."""
-    from ssabnet.engine.distributed import cleanup_distributed, setup_distributed
-
-    if int(os.environ.get("RANK", "0")) != 0:
+    if launch_rank() != 0:
         log = _silent
     total = len(plan.variants) * len(plan.seeds)
     index = 0
@@ -474,7 +470,6 @@ def gains_over_baseline(
     Rows: ``(variant, bucket)``; columns ``ap_ref, ap_variant, delta, ci_low, ci_high,
     p_value, n_gt``.
     """
-    from ssabnet.evaluation import MatchTables, bootstrap_ap_difference
 
     def tables(variant: str) -> list[MatchTables]:
         dirs = runs.loc[runs["variant"] == variant, "run_dir"]
@@ -598,7 +593,7 @@ def write_report(out: str | Path, n_boot: int = 1000) -> dict[str, Path]:
     }
     runs.to_csv(paths["results"], index=False)
     gains.to_csv(paths["gains"], index=False)
-    paths["report"].write_text(format_report(plan, runs, gains))
+    write_text_atomic(paths["report"], format_report(plan, runs, gains))
     return paths
 
 

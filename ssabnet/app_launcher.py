@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from ssabnet.data.catalog import list_cards
 from ssabnet.errors import MissingInputError
 
 #: The Streamlit entry page, shipped as part of the package (``ssabnet/app/``).
@@ -34,15 +35,12 @@ def app_environment(
     roots = [Path(p).expanduser().resolve() for p in data_roots]
     if not roots:
         roots.append(Path(os.environ.get("SSABNET_DATA", "data")).expanduser().resolve())
-    if data:
-        from ssabnet.data.catalog import list_cards
-
-        if data not in list_cards():
-            folder = Path(data).expanduser().resolve()
-            if not folder.exists():
-                raise MissingInputError(f"--data: no catalog card and no folder named {data!r}")
-            roots.append(folder if folder.is_dir() else folder.parent)
-            data = str(folder)
+    if data and data not in list_cards():
+        folder = Path(data).expanduser().resolve()
+        if not folder.exists():
+            raise MissingInputError(f"--data: no catalog card and no folder named {data!r}")
+        roots.append(folder if folder.is_dir() else folder.parent)
+        data = str(folder)
     env = dict(os.environ)
     env["SSABNET_APP_RUNS"] = str(Path(runs).expanduser().resolve())
     env["SSABNET_APP_DATA"] = data or ""

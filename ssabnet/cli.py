@@ -120,7 +120,7 @@ def _data_synth(args) -> int:
 
 
 def _data_fetch(args) -> int:
-    from ssabnet.data.catalog import fetch
+    from ssabnet.data.fetch import fetch
 
     path = fetch(
         args.name,
@@ -745,10 +745,9 @@ def _add_ablate_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    import os
-
     from ssabnet import ablation
     from ssabnet.config import load_config, merge
+    from ssabnet.engine.distributed import launch_rank
 
     if not args.report_only:
         cfg = load_config(args.config, args.overrides)
@@ -762,7 +761,7 @@ def _ablate(args: argparse.Namespace) -> int:
         )  # fmt: skip
         print("epochs per run: " + ", ".join(f"{k} {v}" for k, v in plan.epochs.items()))
         ablation.run_ablation(plan, progress=not args.no_progress)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if launch_rank() != 0:
         return 0
     paths = ablation.write_report(args.out, n_boot=args.n_boot)
     print(paths["report"].read_text())

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from ssabnet.atomic_io import write_text_atomic
 from ssabnet.errors import ConfigError
 from ssabnet.losses.config import LossConfig
 from ssabnet.model.config import ModelConfig
@@ -259,4 +260,4 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

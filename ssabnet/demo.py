@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from ssabnet import runs
+from ssabnet.atomic_io import write_json_atomic
+from ssabnet.config import Config, merge
+from ssabnet.data import load_dataset
+from ssabnet.data.catalog import SyntheticSpec, find_card
+from ssabnet.data.synthetic import ensure_generated
+from ssabnet.engine.predict import load_checkpoint, predict
+from ssabnet.engine.train import fit
 from ssabnet.errors import MissingInputError, UsageError
+from ssabnet.evaluation import MatchTables, bootstrap_ap_difference, write_coco_results
 from ssabnet.evaluation.evaluator import SUMMARY_METRICS
 from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
@@ -135,8 +143,6 @@ def prepare_data(budget: DemoBudget, out: Path) -> tuple[str, dict[str, str]]:
     With the card's own counts and size the spec is the catalog name (data under
     ``$SSABNET_DATA/syndrone``); otherwise the folder ``<out>/data/<split>``.
     """
-    from ssabnet.data.catalog import SyntheticSpec, ensure_generated, find_card
-
     specs, generated = {}, False
     for split, count in (("train", budget.train_images), ("val", budget.val_images)):
         card = find_card(f"syndrone-demo-{split}")
@@ -162,9 +168,6 @@ def run_is_complete(run_dir: Path, epochs: int) -> bool:
 
 def train_run(run: str, budget: DemoBudget, data: dict[str, str], out: Path, progress: bool):
     """Train one run (or resume it, or skip it when complete); returns ``(status, run_dir)``."""
-    from ssabnet.config import Config, merge
-    from ssabnet.engine.train import fit
-
     overrides = train_overrides(run, budget, data, out)
     run_dir = out / run
     if (run_dir / runs.CONFIG_FILE).is_file():
@@ -180,10 +183,6 @@ def train_run(run: str, budget: DemoBudget, data: dict[str, str], out: Path, pro
 
 def write_predictions(run_dir: Path, val_spec: str, imgsz: int) -> tuple[str, Path]:
     """``<run>/predictions.json``: COCO results of ``weights/best.pt`` on the val split."""
-    from ssabnet.data import load_dataset
-    from ssabnet.engine.predict import load_checkpoint, predict
-    from ssabnet.evaluation import write_coco_results
-
     path = run_dir / "predictions.json"
     weights = run_dir / "weights" / "best.pt"
     if path.is_file() and path.stat().st_mtime >= weights.stat().st_mtime:
@@ -201,9 +200,7 @@ def write_predictions(run_dir: Path, val_spec: str, imgsz: int) -> tuple[str, Pa
         image_ids=[r.image_id for r in records],
         imgsz=imgsz,
     )
-    tmp = path.with_suffix(".json.tmp")
-    write_coco_results(tmp, predictions, dataset.info, records)
-    tmp.replace(path)  # never a half-written predictions.json
+    write_coco_results(path, predictions, dataset.info, records)  # atomic
     return "done", path
 
 
@@ -220,8 +217,6 @@ def compare_runs(out: Path, n_boot: int = 1000) -> tuple[str, Any]:
     ``<out>/comparison.csv`` (the bootstrap table).
     """
     import pandas as pd
-
-    from ssabnet.evaluation import MatchTables, bootstrap_ap_difference
 
     a, b = RUN_NAMES
     metrics = {
@@ -369,7 +364,7 @@ def run_demo(
         "cpus": os.cpu_count(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    (out / "demo.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json_atomic(out / "demo.json", record)
     log(
         f"demo finished in {_fmt_seconds(record['total_seconds'])} (load average now "
         f"{record['load_average']['end'][0]:.2f}); summary in {out / 'demo.json'}"

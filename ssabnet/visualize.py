@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from ssabnet.data.transforms import LetterboxParams, Targets, letterbox
 from ssabnet.errors import InputFileError
+from ssabnet.model.taps import capture_features
 from ssabnet.postprocess import postprocess
 
 REDUCTIONS = ("mean", "l2", "max", "abs_mean")
@@ -195,8 +196,6 @@ def run_with_taps(
     max_det: int = 300,
 ) -> FeatureView:
     """Letterbox ``image`` to ``imgsz``, run ``model`` once with taps, post-process detections."""
-    from ssabnet.model.taps import capture_features
-
     boxes = np.zeros((0, 4), np.float32) if gt_boxes is None else np.asarray(gt_boxes, np.float32)
     targets = Targets(
         boxes.reshape(-1, 4), np.zeros(len(boxes), np.int64), np.zeros((0, 4), np.float32)

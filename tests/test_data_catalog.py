@@ -14,17 +14,10 @@ from pathlib import Path
 import pytest
 
 from ssabnet.data import load_dataset
-from ssabnet.data.catalog import (
-    DatasetCard,
-    detect_format,
-    ensure_generated,
-    expand_vars,
-    extract_archive,
-    fetch,
-    find_card,
-    list_cards,
-    load_card,
-)
+from ssabnet.data.catalog import DatasetCard, expand_vars, find_card, list_cards, load_card
+from ssabnet.data.dataset import detect_format
+from ssabnet.data.fetch import extract_archive, fetch
+from ssabnet.data.synthetic import ensure_generated
 
 REPO_CATALOG = Path(__file__).resolve().parents[1] / "ssabnet" / "data_catalog"
 EXPECTED_CARDS = {

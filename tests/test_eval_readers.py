@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_eval_coco import INFO2, record
 
-from ssabnet.data.dataset import DetectionDataset
+from ssabnet.data.record import DetectionDataset
 from ssabnet.errors import InputFileError
 from ssabnet.evaluation import Evaluator
 from ssabnet.evaluation.readers import load_predictions

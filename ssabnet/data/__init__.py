@@ -4,7 +4,7 @@ Entry point: :func:`load_dataset` (catalog name, catalog YAML or folder)
 -> :class:`DetectionDataset`.
 """
 
-from ssabnet.data.dataset import DetectionDataset, load_dataset
-from ssabnet.data.record import AnnotationError, DatasetInfo, ImageRecord
+from ssabnet.data.dataset import load_dataset
+from ssabnet.data.record import AnnotationError, DatasetInfo, DetectionDataset, ImageRecord
 
 __all__ = ["AnnotationError", "DatasetInfo", "DetectionDataset", "ImageRecord", "load_dataset"]

@@ -44,9 +44,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ssabnet.data.dataset import DetectionDataset, SkipLog
+from ssabnet.atomic_io import write_text_atomic
 from ssabnet.data.images import verify_image
-from ssabnet.data.record import BOUNDS_TOLERANCE_PX, AnnotationError, DatasetInfo, ImageRecord
+from ssabnet.data.record import (
+    BOUNDS_TOLERANCE_PX,
+    AnnotationError,
+    DatasetInfo,
+    DetectionDataset,
+    ImageRecord,
+    SkipLog,
+)
 from ssabnet.errors import InputFileError, MissingInputError
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
 
@@ -149,7 +156,7 @@ def write_coco_json(dataset: DetectionDataset, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     root = dataset.root if dataset.root.is_dir() else dataset.root.parent
     coco = records_to_coco(dataset.info, dataset.records, root)
-    path.write_text(json.dumps(coco, separators=(",", ":")))
+    write_text_atomic(path, json.dumps(coco, separators=(",", ":")))
     return path
 
 

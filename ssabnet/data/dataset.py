@@ -1,4 +1,4 @@
-"""A loaded dataset (:class:`DetectionDataset`) and the one entry point :func:`load_dataset`.
+"""The one entry point :func:`load_dataset` and the dispatch from a format to its reader.
 
 ``load_dataset`` accepts what every command accepts: a catalog name (``data_catalog/<name>.yaml``),
 the path of a catalog YAML, or a dataset folder whose format (VisDrone, UAVDT, COCO) is detected
@@ -14,95 +14,15 @@ one warning summarises the counts.
 
 from __future__ import annotations
 
-import warnings
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ssabnet.data.record import AnnotationError, DatasetInfo, ImageRecord
-from ssabnet.errors import ConfigError, MissingInputError
-
-
-@dataclass
-class DetectionDataset:
-    """Records of one dataset split, all boxes ``float32 xyxy`` in original image pixels.
-
-    Attributes:
-        info: name, format and classes (``info.classes[label]``).
-        records: one :class:`ImageRecord` per image, sorted by ``image_id``.
-        root: the folder (or annotation file's folder) the dataset was read from.
-        num_skipped: invalid annotation lines plus invalid images skipped (``skip_invalid``).
-        skipped: one ``"file:line: reason"`` message per skipped item.
-    """
-
-    info: DatasetInfo
-    records: list[ImageRecord]
-    root: Path
-    num_skipped: int = 0
-    skipped: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self) -> Iterator[ImageRecord]:
-        return iter(self.records)
-
-    def __getitem__(self, index: int) -> ImageRecord:
-        return self.records[index]
-
-    def by_id(self) -> dict[str, ImageRecord]:
-        """``{image_id: record}``."""
-        return {r.image_id: r for r in self.records}
-
-
-class SkipLog:
-    """Raise on bad input, or (``skip_invalid=True``) count it and warn once at the end.
-
-    ``kind`` groups the counts in the summary, e.g. ``"line"`` or ``"image"``.
-    """
-
-    def __init__(self, skip_invalid: bool):
-        self.skip_invalid = skip_invalid
-        self.messages: list[str] = []
-        self.kinds: Counter[str] = Counter()
-
-    def report(self, error: AnnotationError, kind: str) -> None:
-        if not self.skip_invalid:
-            raise error
-        self.messages.append(str(error))
-        self.kinds[kind] += 1
-
-    @property
-    def count(self) -> int:
-        return len(self.messages)
-
-    def warn_summary(self, source: str | Path, stacklevel: int = 3) -> None:
-        if not self.messages:
-            return
-        counts = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in self.kinds.items())
-        warnings.warn(
-            f"{source}: skipped {counts} with invalid input (skip_invalid=True); "
-            f"first: {self.messages[0]}",
-            stacklevel=stacklevel,
-        )
-
-    def finish(
-        self, info: DatasetInfo, records: list[ImageRecord], root: Path, source: str | Path
-    ) -> DetectionDataset:
-        """End of a reader: warn once about what was skipped and build the (sorted) dataset."""
-        self.warn_summary(source, stacklevel=4)
-        return DetectionDataset(
-            info=info,
-            records=sorted(records, key=lambda r: r.image_id),
-            root=root,
-            num_skipped=self.count,
-            skipped=list(self.messages),
-        )
-
-
-#: Folder formats ``load_dataset`` can read.
-FORMATS: tuple[str, ...] = ("visdrone", "uavdt", "coco")
+from ssabnet.data.catalog import FORMATS, find_card
+from ssabnet.data.coco import read_coco
+from ssabnet.data.record import DetectionDataset
+from ssabnet.data.synthetic import ensure_generated
+from ssabnet.data.uavdt import read_uavdt
+from ssabnet.data.visdrone import read_visdrone
+from ssabnet.errors import ConfigError, InputFileError, MissingInputError
 
 
 def read_dataset_folder(
@@ -115,25 +35,17 @@ def read_dataset_folder(
     sequences: tuple[str, ...] | None = None,
 ) -> DetectionDataset:
     """Read a dataset folder (or a COCO JSON file) of a known or detected format."""
-    from ssabnet.data import catalog
-
     root = Path(root)
     if not root.exists():
         raise MissingInputError(f"dataset path not found: {root}")
-    fmt = catalog.detect_format(root) if format == "auto" else format
+    fmt = detect_format(root) if format == "auto" else format
     if fmt == "visdrone":
-        from ssabnet.data.visdrone import read_visdrone
-
         return read_visdrone(root, skip_invalid=skip_invalid, verify=verify, name=name)
     if fmt == "uavdt":
-        from ssabnet.data.uavdt import read_uavdt
-
         return read_uavdt(
             root, skip_invalid=skip_invalid, verify=verify, name=name, sequences=sequences
         )
     if fmt == "coco":
-        from ssabnet.data.coco import read_coco
-
         return read_coco(root, skip_invalid=skip_invalid, verify=verify, name=name)
     raise ConfigError(f"unknown dataset format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
@@ -156,19 +68,17 @@ def load_dataset(
         verify: fully decode every image (slow; finds corrupt files).
 
     Synthetic catalog datasets (``syndrone-demo-*``) are generated on first use when their folder
-    does not exist (see :func:`ssabnet.data.catalog.ensure_generated`).
+    does not exist (see :func:`ssabnet.data.synthetic.ensure_generated`).
 
     Raises:
         AnnotationError: invalid annotation or image (``file:line`` in the message).
         FileNotFoundError: the spec is neither a known catalog name nor an existing path.
     """
-    from ssabnet.data import catalog
-
-    card = catalog.find_card(spec)
+    card = find_card(spec)
     if card is None:
         return read_dataset_folder(spec, format, skip_invalid=skip_invalid, verify=verify)
     if card.generate is not None:
-        catalog.ensure_generated(card)
+        ensure_generated(card)
     if not card.root.exists():
         raise MissingInputError(
             f"dataset {card.name!r} not found at {card.root} (card {card.path}); "
@@ -186,4 +96,35 @@ def load_dataset(
         verify=verify,
         name=card.name,
         sequences=card.sequences,
+    )
+
+
+def detect_format(root: str | Path) -> str:
+    """Format of a dataset folder or file: ``"visdrone"``, ``"uavdt"`` or ``"coco"``.
+
+    * ``*.json`` file, or a folder with exactly one ``*.json`` (or ``annotations/*.json``): coco;
+    * ``annotations/*.txt`` (normally beside ``images/``): visdrone;
+    * ``UAV-benchmark-M/`` or a ``GT/`` folder with ``*_gt_whole.txt`` (possibly under
+      ``UAV-benchmark-MOTD_v1.0/``): uavdt.
+    """
+    root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() == ".json":
+            return "coco"
+        raise InputFileError(f"cannot tell the dataset format of file {root} (expected a .json)")
+    if (root / "annotations").is_dir():
+        if any((root / "annotations").glob("*.txt")):
+            return "visdrone"  # images/ may be absent: annotation-only (VisDrone-val GT)
+        if len(list((root / "annotations").glob("*.json"))) == 1:
+            return "coco"
+    if (root / "UAV-benchmark-M").is_dir() or any(root.glob("*/GT/*_gt_whole.txt")):
+        return "uavdt"
+    if any(root.glob("GT/*_gt_whole.txt")):
+        return "uavdt"
+    if len(list(root.glob("*.json"))) == 1:
+        return "coco"
+    raise InputFileError(
+        f"cannot tell the dataset format of {root}: expected VisDrone (images/ + "
+        "annotations/*.txt), UAVDT (UAV-benchmark-M/ + GT/*_gt_whole.txt) or COCO (one .json); "
+        "pass --format"
     )

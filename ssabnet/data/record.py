@@ -1,4 +1,6 @@
-"""The in-memory record every dataset reader produces and every consumer reads.
+"""The types of the data package: the in-memory :class:`ImageRecord` every dataset reader
+produces and every consumer reads, the :class:`DetectionDataset` a reader returns and the
+:class:`SkipLog` readers share.
 
 One :class:`ImageRecord` per image, whatever the on-disk format (VisDrone, UAVDT, COCO,
 synthetic). Boxes are ``float32 xyxy`` in original image pixels. Nothing a format carries is
@@ -8,6 +10,9 @@ ignored *regions* (VisDrone class 0, UAVDT ``gt_ignore``) are kept apart in ``ig
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,3 +126,80 @@ class ImageRecord:
     def evaluated(self) -> np.ndarray:
         """``bool[N]``: objects that count in training and evaluation."""
         return (~self.ignore) & (self.labels >= 0)
+
+
+@dataclass
+class DetectionDataset:
+    """Records of one dataset split, all boxes ``float32 xyxy`` in original image pixels.
+
+    Attributes:
+        info: name, format and classes (``info.classes[label]``).
+        records: one :class:`ImageRecord` per image, sorted by ``image_id``.
+        root: the folder (or annotation file's folder) the dataset was read from.
+        num_skipped: invalid annotation lines plus invalid images skipped (``skip_invalid``).
+        skipped: one ``"file:line: reason"`` message per skipped item.
+    """
+
+    info: DatasetInfo
+    records: list[ImageRecord]
+    root: Path
+    num_skipped: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[ImageRecord]:
+        return iter(self.records)
+
+    def __getitem__(self, index: int) -> ImageRecord:
+        return self.records[index]
+
+    def by_id(self) -> dict[str, ImageRecord]:
+        """``{image_id: record}``."""
+        return {r.image_id: r for r in self.records}
+
+
+class SkipLog:
+    """Raise on bad input, or (``skip_invalid=True``) count it and warn once at the end.
+
+    ``kind`` groups the counts in the summary, e.g. ``"line"`` or ``"image"``.
+    """
+
+    def __init__(self, skip_invalid: bool):
+        self.skip_invalid = skip_invalid
+        self.messages: list[str] = []
+        self.kinds: Counter[str] = Counter()
+
+    def report(self, error: AnnotationError, kind: str) -> None:
+        if not self.skip_invalid:
+            raise error
+        self.messages.append(str(error))
+        self.kinds[kind] += 1
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    def warn_summary(self, source: str | Path, stacklevel: int = 3) -> None:
+        if not self.messages:
+            return
+        counts = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in self.kinds.items())
+        warnings.warn(
+            f"{source}: skipped {counts} with invalid input (skip_invalid=True); "
+            f"first: {self.messages[0]}",
+            stacklevel=stacklevel,
+        )
+
+    def finish(
+        self, info: DatasetInfo, records: list[ImageRecord], root: Path, source: str | Path
+    ) -> DetectionDataset:
+        """End of a reader: warn once about what was skipped and build the (sorted) dataset."""
+        self.warn_summary(source, stacklevel=4)
+        return DetectionDataset(
+            info=info,
+            records=sorted(records, key=lambda r: r.image_id),
+            root=root,
+            num_skipped=self.count,
+            skipped=list(self.messages),
+        )

@@ -10,12 +10,13 @@ of each side, so the split is reproducible and auditable.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from ssabnet.atomic_io import write_json_atomic
+from ssabnet.data.dataset import load_dataset
 from ssabnet.errors import InputFileError, MissingInputError, UsageError
 
 SPLIT_FILE = "split.json"
@@ -64,8 +65,6 @@ def split_by_sequence(
     Returns:
         what ``split.json`` holds: source, seed, fraction, sequences and image counts per side.
     """
-    from ssabnet.data import load_dataset
-
     dataset = load_dataset(spec)
     if dataset.info.format != "visdrone":
         raise UsageError(
@@ -110,7 +109,7 @@ def split_by_sequence(
             "objects": int(sum(int(r.evaluated.sum()) for r in records)),
             "sequences": {s: counts[s] for s in sorted({sequence_of(r.image_id) for r in records})},
         }
-    (out / SPLIT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(out / SPLIT_FILE, summary)
     return summary
 
 

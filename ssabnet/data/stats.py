@@ -10,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 
-from ssabnet.data.dataset import DetectionDataset
+from ssabnet.data.record import DetectionDataset
 from ssabnet.ops.boxes import box_size
 from ssabnet.scales import SIZE_BUCKETS, size_bucket_index
 

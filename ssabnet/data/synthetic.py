@@ -51,6 +51,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ssabnet.data.catalog import DatasetCard
 from ssabnet.data.images import make_default_permissions
 from ssabnet.data.record import ImageRecord
 from ssabnet.data.visdrone import write_visdrone_annotation
@@ -717,3 +718,32 @@ def generate_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def ensure_generated(card: DatasetCard) -> Path:
+    """Generate a synthetic card's data if missing or stale; returns ``card.root``.
+
+    A missing folder is generated; a folder whose ``synthetic.json`` differs from the card (other
+    seed, count, size or generator version) is regenerated; a folder without ``synthetic.json``
+    is user data and left alone.
+    """
+    spec = card.generate
+    if spec is None:
+        return card.root
+    meta_path = card.root / "synthetic.json"
+    wanted = {
+        "generator": "syndrone",
+        "version": GENERATOR_VERSION,
+        "seed": spec.seed,
+        "num_images": spec.num_images,
+        "size": list(spec.size),
+    }
+    if card.root.exists():
+        if not meta_path.is_file():
+            return card.root  # user data at this path: never overwritten
+        try:
+            if json.loads(meta_path.read_text()) == wanted:
+                return card.root
+        except json.JSONDecodeError:
+            pass
+    return generate_dataset(card.root, spec.num_images, spec.seed, spec.size)

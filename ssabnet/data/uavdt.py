@@ -33,12 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ssabnet.data.dataset import DetectionDataset, SkipLog
 from ssabnet.data.images import list_images, read_image_size, verify_image
 from ssabnet.data.record import (
     AnnotationError,
     DatasetInfo,
+    DetectionDataset,
     ImageRecord,
+    SkipLog,
     check_box_inside,
 )
 from ssabnet.errors import MissingInputError

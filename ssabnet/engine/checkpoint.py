@@ -28,13 +28,13 @@ import io
 import os
 import random
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ssabnet.atomic_io import atomic_path
 from ssabnet.errors import InputFileError, MissingInputError
 
 FORMAT = "ssabnet-checkpoint"
@@ -143,16 +143,10 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     state["digest"] = state_digest(state)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getbuffer())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(buffer.getbuffer())
+        handle.flush()
+        os.fsync(handle.fileno())  # the bytes are on disk before the rename publishes them
     # fsync the folder so the rename itself survives a crash.
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

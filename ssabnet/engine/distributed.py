@@ -48,13 +48,27 @@ def resolve_device(device: str) -> torch.device:
     raise ConfigError(f"unknown device {device!r} (expected cpu, cuda or cuda:<index>)")
 
 
+def launch_rank() -> int:
+    """This process's rank as torchrun set it (``RANK``; 0 for a plain process).
+
+    Readable before the process group exists (e.g. to let only rank 0 write a plan); the one
+    place outside :func:`setup_distributed` that reads torchrun's environment.
+    """
+    return int(os.environ.get("RANK", "0"))
+
+
+def launch_world_size() -> int:
+    """Number of processes torchrun started (``WORLD_SIZE``; 1 for a plain process)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def setup_distributed(device: str) -> DistEnv:
     """Initialise the process group from torchrun's env vars (no-op for a single process).
 
     Under DDP on CUDA each process uses ``cuda:LOCAL_RANK`` whatever index ``device`` names.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    world_size = launch_world_size()
+    rank = launch_rank()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     base = resolve_device(device)
     if world_size == 1:

@@ -20,12 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ssabnet.data.images import IMAGE_SUFFIXES
+from ssabnet.config import config_from_dict
+from ssabnet.data.images import IMAGE_SUFFIXES, read_image_size
 from ssabnet.data.loader import read_image_rgb
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.data.transforms import Targets, letterbox
 from ssabnet.engine.checkpoint import read_checkpoint
 from ssabnet.errors import InputFileError, MissingInputError, UsageError
+from ssabnet.model.build import build_model
 from ssabnet.postprocess import boxes_input_to_original, merge_detections, postprocess
 from ssabnet.protocol import MAX_DET
 
@@ -62,9 +64,6 @@ def load_checkpoint(
         FileNotFoundError: no such file.
         ssabnet.engine.checkpoint.CheckpointError: truncated, modified or foreign file.
     """
-    from ssabnet.config import config_from_dict
-    from ssabnet.model.build import build_model
-
     state = read_checkpoint(path)
     cfg = config_from_dict(state["config"])
     class_names = tuple(state["class_names"])
@@ -271,8 +270,6 @@ def predict(
 
 def source_records(files: Sequence[Path], image_ids: Sequence[str]) -> list[ImageRecord]:
     """Minimal records (id, path, size) for writing COCO results of unannotated images."""
-    from ssabnet.data.images import read_image_size
-
     records = []
     for image_id, path in zip(image_ids, files, strict=True):
         width, height = read_image_size(path)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ssabnet.atomic_io import write_text_atomic
 from ssabnet.config import Config, config_from_dict, config_to_dict, merge, save_config
 from ssabnet.data import DetectionDataset, load_dataset
 from ssabnet.data.loader import DetectionSamples, build_loader, num_batches
@@ -573,7 +574,7 @@ def prepare_run_folder(
     after the checkpoint and temporary files of a write cut by a kill."""
     (run_dir / "weights").mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    (run_dir / "git_commit.txt").write_text(identity.git_commit + "\n")
+    write_text_atomic(run_dir / "git_commit.txt", identity.git_commit + "\n")
     if resumed:
         _truncate_results(run_dir / "results.csv", status.epoch - 1)
         for stale in (run_dir / "weights").glob(".*.tmp"):

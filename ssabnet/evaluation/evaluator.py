@@ -14,18 +14,19 @@ to :meth:`Evaluator.process` count as images with no detection.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from ssabnet.atomic_io import write_json_atomic
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.errors import ConfigError, InputFileError
 from ssabnet.evaluation.coco_protocol import BACKENDS, evaluate_coco
 from ssabnet.evaluation.ignore import ImageView, coco_view
 from ssabnet.evaluation.matching import MatchTables, match_tables
 from ssabnet.evaluation.results_io import prediction_arrays
+from ssabnet.evaluation.visdrone_official import evaluate_official
 from ssabnet.protocol import MAX_DET
 
 PROTOCOLS = ("coco", "visdrone-official")
@@ -154,8 +155,6 @@ class Evaluator:
             )
             backend = self.backend
         else:
-            from ssabnet.evaluation.visdrone_official import evaluate_official
-
             metrics = evaluate_official(self.info, self.records, preds, self.max_dets)
             backend = "ssabnet"
         out = {key: metrics.get(key) for key in METRIC_KEYS}
@@ -182,7 +181,7 @@ def write_metrics(metrics: Mapping, path: str | Path) -> Path:
     """Write a metrics dict as indented JSON (``None`` -> ``null``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json_atomic(path, metrics)
     return path
 
 

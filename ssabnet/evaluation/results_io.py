@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ssabnet.atomic_io import write_text_atomic
 from ssabnet.data.coco import coco_image_ids
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.errors import InputFileError, MissingInputError
@@ -186,7 +187,7 @@ def write_coco_results(
     """Write prediction dicts as a COCO results JSON file; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(predictions_to_coco_results(predictions, info, records)))
+    write_text_atomic(path, json.dumps(predictions_to_coco_results(predictions, info, records)))
     return path
 
 

@@ -39,8 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ssabnet.data import DetectionDataset, load_dataset
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.errors import OverwriteError, UsageError
+from ssabnet.evaluation import Evaluator, read_coco_results
 from ssabnet.ops.boxes import box_size, boxes_xyxy_to_relative_xywh
 from ssabnet.protocol import MAX_DET
 from ssabnet.scales import SIZE_BUCKETS, size_bucket_index
@@ -157,8 +159,6 @@ def ground_truth_detections(record: ImageRecord, info: DatasetInfo, fo) -> tuple
 def _prepare_field(
     name: str, source: Path, info: DatasetInfo, all_records, records, fo
 ) -> _PreparedField:
-    from ssabnet.evaluation import Evaluator, read_coco_results
-
     predictions = read_coco_results(source, info, all_records)
     wanted = {r.image_id: predictions[r.image_id] for r in records}
     evaluator = Evaluator(info, records, protocol="coco", max_dets=MAX_DET)
@@ -207,8 +207,6 @@ def _prepare_field(
 
 
 def _resolve_data(data, max_samples: int | None):
-    from ssabnet.data import DetectionDataset, load_dataset
-
     dataset = data if isinstance(data, DetectionDataset) else load_dataset(data)
     all_records = sorted(dataset.records, key=lambda r: r.image_id)
     if max_samples is not None:
