@@ -260,7 +260,7 @@ def format_comparison(table, boot) -> str:
 
 def index_fiftyone(out: Path, val_spec: str) -> tuple[str, str | None]:
     """Index the val split and both prediction sets into FiftyOne (with evaluation)."""
-    try:
+    try:  # late: the demo runs without FiftyOne (an optional, heavy dependency)
         from ssabnet.integrations.fiftyone import index_dataset
     except ImportError as exc:
         print(f"  FiftyOne step skipped: the integration is not available ({exc})")

@@ -387,7 +387,7 @@ def save_error_views(fo_dataset, field: str, classes: Sequence[str]) -> list[str
     ``<field>_missed_tiny_patches`` (one patch per missed very-tiny/tiny object). Status comes
     from our matching tables (``ssab_<field>_eval``). Existing views of these names are replaced.
     """
-    from fiftyone import ViewField as F
+    from fiftyone import ViewField as F  # late: `import ssabnet` works without fiftyone
 
     attr = f"ssab_{field}_eval"
     views = {}
