@@ -219,7 +219,10 @@ for name, choice in thresholds.items():
         f"{choice.score:.3f} (F1 {100 * choice.f1:.1f} %)"
     )
 delta = pd.concat(
-    {name: 100 * pd.DataFrame(r.delta_ap).T[list(ERROR_TYPES)] for name, r in reports.items()},
+    {
+        name: 100 * pd.DataFrame(r.delta_ap, dtype=float).T[list(ERROR_TYPES)]
+        for name, r in reports.items()
+    },
     names=["run", "bucket"],
 )
 delta.round(2)  # ΔAP50 in AP points (%)

@@ -83,7 +83,7 @@ def confusion_matrix(labelled: MatchTables, threshold: float) -> pd.DataFrame:
         if not found[row] and not claimed[row] and positive[row]:
             claimed[row] = True
             confused[i] = True
-    pred_col = kept["class_name"].astype(str).map(index).to_numpy()
+    pred_col = kept["class_name"].astype(str).map(index).to_numpy(dtype=np.int64)
     true_row = np.full(len(kept), index[BACKGROUND])
     is_tp = kept["error_type"].to_numpy() == "tp"
     true_row[is_tp] = pred_col[is_tp]

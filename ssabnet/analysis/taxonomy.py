@@ -84,7 +84,8 @@ class ErrorReport:
 
     Attributes:
         ap: AP50 (0-1) per bucket (``"all"`` and each size bucket; ``None`` without objects).
-        delta_ap: ``{bucket: {type: ΔAP}}`` in AP units (0-1), TIDE's oracle, unthresholded.
+        delta_ap: ``{bucket: {type: ΔAP}}`` in AP units (0-1), TIDE's oracle, unthresholded
+            (``None`` for a bucket without objects, like ``ap``).
         counts: ``{bucket: {type: n}}`` number of errors of each type (all scores).
         dets: the detections table with ``error_type``, ``error_gt``, ``error_bucket``.
         gts: the objects table with ``error_type`` (``tp``, ``miss``, ``loc``, ``cls`` or
@@ -93,7 +94,7 @@ class ErrorReport:
     """
 
     ap: dict[str, float | None]
-    delta_ap: dict[str, dict[str, float]]
+    delta_ap: dict[str, dict[str, float | None]]
     counts: dict[str, dict[str, int]]
     dets: pd.DataFrame = field(repr=False)
     gts: pd.DataFrame = field(repr=False)
@@ -191,15 +192,14 @@ def label_errors(
         target_row[has_target] = gt_row.reindex(keys).to_numpy(dtype=np.int64)
     gt_bucket = gts["size_bucket"].to_numpy(dtype=object)
     gt_used = gts["status"].to_numpy() == "tp"
-    error_bucket = np.where(
-        target_row >= 0, gt_bucket[np.maximum(target_row, 0)], dets["size_bucket"].to_numpy()
-    )
+    error_bucket = dets["size_bucket"].to_numpy(dtype=object).copy()
+    error_bucket[target_row >= 0] = gt_bucket[target_row[target_row >= 0]]
     error_bucket = np.where(error_type == "ignored", None, error_bucket)
 
     # TIDE's BestGTMatch: among loc/cls errors on an unmatched object, the highest score (the
     # first in image / score order on ties) is fixed into a TP; the others are removed.
     candidate = (loc | cls) & (target_row >= 0)
-    candidate &= ~gt_used[np.maximum(target_row, 0)]
+    candidate[candidate] &= ~gt_used[target_row[candidate]]
     oracle_tp = np.zeros(len(dets), dtype=bool)
     gt_error = np.full(len(gts), None, dtype=object)
     if candidate.any():
@@ -311,7 +311,7 @@ def error_taxonomy(tables: MatchTables, compat: bool = False) -> ErrorReport:
 
     grid = TIDE_RECALL_THRESHOLDS if compat else None
     ap: dict[str, float | None] = {}
-    delta: dict[str, dict[str, float]] = {}
+    delta: dict[str, dict[str, float | None]] = {}
     counts: dict[str, dict[str, int]] = {}
     for bucket in (ALL, *size_bucket_names()):
         in_det = np.ones(len(d), bool) if bucket == ALL else det_bucket == bucket
@@ -338,8 +338,8 @@ def error_taxonomy(tables: MatchTables, compat: bool = False) -> ErrorReport:
                         new_cls = np.where(of_type & oracle, fixed_cls, det_cls)
                 else:
                     keep &= ~of_type
-            if base is None:
-                delta[bucket][error] = 0.0
+            if base is None:  # no objects in this bucket: nothing to gain or lose
+                delta[bucket][error] = None
                 continue
             fixed = _mean_ap(score[keep], new_tp[keep], new_cls[keep], new_gt, base_classes, grid)
             delta[bucket][error] = max(0.0, (fixed or 0.0) - base)

@@ -168,5 +168,5 @@ def cached_checkpoint(path: str, stamp: float):
     return ssabnet.load_checkpoint(path)
 
 
-def fmt_pct(value) -> str:
-    return "–" if value is None or value != value else f"{100 * float(value):.1f}"
+def fmt_pct(value, digits: int = 1) -> str:
+    return "–" if value is None or value != value else f"{100 * float(value):.{digits}f}"

@@ -135,7 +135,7 @@ st.caption(
 st.subheader("TIDE error types per object size")
 buckets = ["all", *size_bucket_names()]
 delta = pd.DataFrame(
-    [{"bucket": b, "type": t, "dAP": 100 * report.delta_ap[b][t]} for b in buckets
+    [{"bucket": b, "type": t, "dAP": 100 * (report.delta_ap[b][t] or 0.0)} for b in buckets
      for t in ERROR_TYPES]
 )  # fmt: skip
 left, right = st.columns(2)
@@ -166,7 +166,7 @@ table = pd.DataFrame(
     {"AP50 % (all scores)": [common.fmt_pct(report.ap[b]) for b in buckets]}, index=buckets
 )
 for t in ERROR_TYPES:
-    table[f"ΔAP {t} %"] = [f"{100 * report.delta_ap[b][t]:.2f}" for b in buckets]
+    table[f"ΔAP {t} %"] = [common.fmt_pct(report.delta_ap[b][t], 2) for b in buckets]
 for t in ERROR_TYPES:
     table[f"n {t} @thr"] = [int(at.loc[b, t]) for b in buckets]
 st.dataframe(table, width="stretch")
