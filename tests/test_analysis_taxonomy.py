@@ -235,3 +235,16 @@ def test_old_tables_without_evidence_give_one_clear_error():
     with pytest.raises(ValueError, match="cls_iou"):
         error_taxonomy(old)
     assert isinstance(tables.dets, pd.DataFrame)
+
+
+def test_no_detections_and_no_objects_give_clear_results():
+    nothing_found = label_errors(_tables([]))
+    report = error_taxonomy(_tables([]))
+    assert report.ap["all"] == 0.0 and report.counts["all"]["miss"] == 3
+    matrix = confusion_matrix(nothing_found, 0.5)
+    assert matrix.loc["car", "background"] == 2 and matrix.loc["person", "background"] == 1
+    empty_image = _record(boxes=np.zeros((0, 4), np.float32), labels=np.zeros(0, np.int64))
+    no_objects = error_taxonomy(_tables([(EMPTY_AREA, CAR, 0.9)], [empty_image]))
+    assert no_objects.ap["all"] is None  # nothing to average: no number is invented
+    assert all(v is None for v in no_objects.delta_ap["all"].values())
+    assert no_objects.counts["all"]["bkg"] == 1
