@@ -47,8 +47,3 @@ def size_bucket_index(sizes: np.ndarray) -> np.ndarray:
     """Index into :data:`SIZE_BUCKETS` for each size (pixels), ``int64[N]``."""
     edges = np.array([b.hi for b in SIZE_BUCKETS[:-1]], dtype=np.float64)
     return np.searchsorted(edges, np.asarray(sizes, dtype=np.float64), side="right")
-
-
-def size_bucket_of(size: float) -> str:
-    """Bucket name for one size in pixels (8.0 -> ``"tiny"``: lower bounds are inclusive)."""
-    return SIZE_BUCKETS[int(size_bucket_index(np.array([size]))[0])].name

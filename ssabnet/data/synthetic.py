@@ -324,7 +324,10 @@ def _fit_frame(cx, cy, w, h, jitter_rad, flip) -> _Frame:
 def render_scene(
     rng: np.random.Generator, width: int, height: int
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Render one scene.
+    """Render one scene: ground, roads, roofs, ignored regions, objects, trees, camera.
+
+    The steps draw into one float32 canvas in this order (later ones hide earlier ones) and
+    draw from ``rng`` in this order, so a scene is a pure function of the generator's state.
 
     Returns:
         ``image``: ``uint8[H, W, 3]`` RGB, and annotations as VisDrone-coded arrays:
@@ -337,9 +340,21 @@ def render_scene(
     shadow = np.zeros((height, width), np.float32)
     sun = rng.normal(0, 1, 2)
     sun = sun / (np.linalg.norm(sun) + 1e-9)
-    roofs: list[list[float]] = []  # xyxy; objects keep off them
+    roads, road_rects = _draw_roads(img, rng, width, height)
+    roof_boxes = _draw_roofs(img, shadow, rng, sun, road_rects, width, height, area_ratio)
+    region_arr = _draw_ignored_regions(img, rng, width, height, area_ratio)
+    placed = _place_objects(rng, roads, roof_boxes, region_arr, width, height, area_ratio)
+    _draw_objects(img, shadow, rng, sun, placed)
+    canopy = _draw_trees(img, rng, roads, sun, width, height, area_ratio)
+    image = _camera(img, rng, width, height)
+    return image, _annotate(placed, canopy, region_arr, width, height)
 
-    # roads (axis aligned) with sidewalks and dashed lane markings
+
+def _draw_roads(
+    img: np.ndarray, rng: np.random.Generator, width: int, height: int
+) -> tuple[list[_Road], np.ndarray]:
+    """Axis-aligned roads with sidewalks and dashed lane markings; returns the roads and the
+    ``float64[R, 4]`` xyxy strips (road + 10 px) that roofs keep off."""
     roads: list[_Road] = []
     for _ in range(int(rng.integers(1, 4))):
         horizontal = bool(rng.random() < 0.6)
@@ -384,7 +399,22 @@ def render_scene(
         np.float64,
     )
 
-    # roofs with ridge lines and cast shadows, kept off the roads
+    return roads, road_rects
+
+
+def _draw_roofs(
+    img: np.ndarray,
+    shadow: np.ndarray,
+    rng: np.random.Generator,
+    sun: np.ndarray,
+    road_rects: np.ndarray,
+    width: int,
+    height: int,
+    area_ratio: float,
+) -> np.ndarray:
+    """Roofs with ridge lines and cast shadows, kept off the roads; ``float64[K, 4]`` xyxy
+    boxes that objects keep off."""
+    roofs: list[list[float]] = []
     for _ in range(int(rng.poisson(2.5 * area_ratio))):
         bw, bh = rng.uniform(40, 170, 2)
         x0, y0 = rng.uniform(-20, width - 20), rng.uniform(-20, height - 20)
@@ -410,7 +440,14 @@ def render_scene(
                 img, (int(x0 + bw / 2), int(y0)), (int(x0 + bw / 2), int(y0 + bh)), (60, 60, 60)
             )
 
-    # dense parking lots / crowds: drawn, annotated as ignored regions (VisDrone category 0)
+    return np.array(roofs, np.float64).reshape(-1, 4)
+
+
+def _draw_ignored_regions(
+    img: np.ndarray, rng: np.random.Generator, width: int, height: int, area_ratio: float
+) -> np.ndarray:
+    """Dense parking lots and crowds: drawn, annotated as ignored regions (VisDrone category
+    0); ``float64[K, 4]`` xyxy, rounded to pixels."""
     regions = []
     for _ in range(int(rng.poisson(2.0 * area_ratio))):
         rw, rh = rng.uniform(30, 110), rng.uniform(25, 80)
@@ -441,10 +478,21 @@ def render_scene(
                     _draw_vehicle(img, rng, f, 3)
         regions.append([x0, y0, min(x0 + rw, width), min(y0 + rh, height)])
     region_arr = np.round(np.array(regions, np.float64).reshape(-1, 4))
-    blocked_regions = region_arr.copy()
-    roof_boxes = np.array(roofs, np.float64).reshape(-1, 4)
+    return region_arr
 
-    # objects
+
+def _place_objects(
+    rng: np.random.Generator,
+    roads: list[_Road],
+    roof_boxes: np.ndarray,
+    blocked_regions: np.ndarray,
+    width: int,
+    height: int,
+    area_ratio: float,
+) -> list[tuple[int, np.ndarray, _Frame]]:
+    """Sample objects (VisDrone's classes, sizes and counts) and place them: vehicles mostly on
+    roads, queues and groups overlapping, off roofs and ignored regions. Returns
+    ``(class, box, frame)`` in draw order (= occlusion order)."""
     lam = rng.gamma(
         (OBJECTS_PER_IMAGE_MEAN**2) / (OBJECTS_PER_IMAGE_SD**2 - OBJECTS_PER_IMAGE_MEAN),
         (OBJECTS_PER_IMAGE_SD**2 - OBJECTS_PER_IMAGE_MEAN) / OBJECTS_PER_IMAGE_MEAN,
@@ -510,6 +558,17 @@ def render_scene(
             break
     placed = [placed[i] for i in rng.permutation(len(placed))]  # draw order = occlusion order
 
+    return placed
+
+
+def _draw_objects(
+    img: np.ndarray,
+    shadow: np.ndarray,
+    rng: np.random.Generator,
+    sun: np.ndarray,
+    placed: list[tuple[int, np.ndarray, _Frame]],
+) -> None:
+    """Cast every shadow (roofs' and objects'), then draw the objects over them."""
     for _cls, _box, frame in placed:  # shadows first, so no object darkens a neighbour's body
         off = sun * max(1.0, 0.25 * min(frame.length, frame.width))
         pts = frame.points(np.array([[0, 0], [1, 0], [1, 1], [0, 1]])) + off
@@ -522,7 +581,18 @@ def render_scene(
         else:
             _draw_vehicle(img, rng, frame, cls)
 
-    # tree canopies (drawn last: they hide objects below them)
+
+def _draw_trees(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    roads: list[_Road],
+    sun: np.ndarray,
+    width: int,
+    height: int,
+    area_ratio: float,
+) -> np.ndarray:
+    """Tree canopies, drawn last (they hide objects below them); returns the ``uint8[H, W]``
+    canopy mask that occlusion is measured on."""
     canopy = np.zeros((height, width), np.uint8)
     for _ in range(int(rng.poisson(9 * area_ratio))):
         if roads and rng.random() < 0.6:  # roadside rows
@@ -563,16 +633,29 @@ def render_scene(
             )
             cv2.circle(canopy, centre, round(r * _SCALE), 1, -1, 8, _SHIFT)
 
-    # camera: illumination gradient, sensor noise, slight blur
+    return canopy
+
+
+def _camera(img: np.ndarray, rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """Illumination gradient, sensor noise and a slight blur; the ``uint8`` image."""
     gx = (np.arange(width, dtype=np.float32) / width - 0.5) * np.float32(0.12 * rng.normal())
     gy = (np.arange(height, dtype=np.float32) / height - 0.5) * np.float32(0.12 * rng.normal())
     gain = np.float32(rng.uniform(0.85, 1.15)) * (1 + gy[:, None] + gx[None, :])
     img *= gain[..., None]
     img += 3.0 * rng.standard_normal((height, width, 1), dtype=np.float32)
     img = cv2.GaussianBlur(img, (3, 3), 0.6)
-    image = np.clip(img, 0, 255).astype(np.uint8)
+    return np.clip(img, 0, 255).astype(np.uint8)
 
-    # annotations: clip to the image, truncation, occlusion from canopy and later objects
+
+def _annotate(
+    placed: list[tuple[int, np.ndarray, _Frame]],
+    canopy: np.ndarray,
+    region_arr: np.ndarray,
+    width: int,
+    height: int,
+) -> dict[str, np.ndarray]:
+    """Annotations: boxes clipped to the image, truncation, occlusion by canopy and by later
+    objects; practically invisible objects are left out."""
     canopy_sum = cv2.integral(canopy)
     boxes, categories, truncation, occlusion = [], [], [], []
     all_boxes = np.array([b for _, b, _ in placed]).reshape(-1, 4)
@@ -596,7 +679,7 @@ def render_scene(
         categories.append(11 if cls == 10 else cls + 1)
         truncation.append(1 if cut > 0.03 else 0)
         occlusion.append(0 if hidden < 0.05 else (1 if hidden < 0.5 else 2))
-    return image, {
+    return {
         "boxes": np.array(boxes, np.float32).reshape(-1, 4),
         "category": np.array(categories, np.int64),
         "truncation": np.array(truncation, np.int64),

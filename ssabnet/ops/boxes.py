@@ -69,17 +69,6 @@ def boxes_xyxy_to_relative_xywh(boxes: ArrayLike, width: float, height: float) -
     )
 
 
-def boxes_relative_xywh_to_xyxy(boxes: ArrayLike, width: float, height: float) -> ArrayLike:
-    """FiftyOne's relative ``[x, y, w, h]`` -> pixels ``xyxy``."""
-    x, y, w, h = (
-        boxes[..., 0] * width,
-        boxes[..., 1] * height,
-        boxes[..., 2] * width,
-        boxes[..., 3] * height,
-    )
-    return _stack([x, y, x + w, y + h], boxes)
-
-
 def ltrb_to_boxes_xyxy(anchor_points: torch.Tensor, ltrb: torch.Tensor) -> torch.Tensor:
     """Distances ``(left, top, right, bottom)`` from anchor points -> ``xyxy`` boxes.
 
