@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from ssabnet import __version__, runs
-from ssabnet.atomic_io import write_json_atomic, write_text_atomic
+from ssabnet.atomic_io import atomic_path, write_json_atomic, write_text_atomic
 from ssabnet.config import Config, config_to_dict, merge
 from ssabnet.data import load_dataset
 from ssabnet.data.loader import DetectionSamples, collate_detection
@@ -591,8 +591,9 @@ def write_report(out: str | Path, n_boot: int = 1000) -> dict[str, Path]:
         "gains": out / "gains.csv",
         "report": out / "results.md",
     }
-    runs.to_csv(paths["results"], index=False)
-    gains.to_csv(paths["gains"], index=False)
+    for table, key in ((runs, "results"), (gains, "gains")):
+        with atomic_path(paths[key]) as tmp:
+            table.to_csv(tmp, index=False)
     write_text_atomic(paths["report"], format_report(plan, runs, gains))
     return paths
 

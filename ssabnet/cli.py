@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from ssabnet.errors import InputFileError, SsabnetError, UsageError
+from ssabnet.errors import InputFileError, OutputPathError, SsabnetError, UsageError
 from ssabnet.losses.config import LOSS_RECIPES
 from ssabnet.protocol import MAX_DET
 
@@ -41,14 +42,22 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     convert.add_argument("--data", help="catalog name or folder (instead of --format/--root)")
     convert.add_argument("--out", type=Path, required=True, help="output COCO .json")
     convert.add_argument("--skip-invalid", action="store_true", help="skip and count bad lines")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     convert.set_defaults(handler=_data_convert)
 
     synth = dsub.add_parser("synth", help="generate synthetic drone scenes (VisDrone format)")
-    synth.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
+    synth.add_argument(
+        "--out", type=Path, required=True,
+        help="output folder; an existing one is replaced only if it holds synthetic.json (made "
+        "by this command) or is empty",
+    )  # fmt: skip
     synth.add_argument("--num", type=int, default=64, help="number of images")
     synth.add_argument("--seed", type=int, default=0, help="random seed")
     synth.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
     synth.add_argument("--workers", type=int, default=1, help="parallel processes")
+    synth.add_argument(
+        "--overwrite", action="store_true", help="replace --out even if it is not synthetic data"
+    )
     synth.set_defaults(handler=_data_synth)
 
     fetch = dsub.add_parser("fetch", help="download, verify (sha256) and extract a dataset")
@@ -57,7 +66,7 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("--url", help="archive URL (default: the card's url)")
     fetch.add_argument("--sha256", help="expected sha256 (default: the card's sha256)")
     fetch.add_argument("--allow-unverified", action="store_true", help="accept no checksum")
-    fetch.add_argument("--force", action="store_true", help="replace an existing folder")
+    fetch.add_argument("--force", action="store_true", help="replace an existing dataset folder")
     fetch.set_defaults(handler=_data_fetch)
 
     split = dsub.add_parser(
@@ -96,9 +105,11 @@ def _data_stats(args) -> int:
 
 
 def _data_convert(args) -> int:
+    from ssabnet.atomic_io import check_output_file
     from ssabnet.data import load_dataset
     from ssabnet.data.coco import write_coco_json
 
+    check_output_file(args.out, overwrite=args.overwrite, example="dataset.json")
     spec, fmt = _data_source(args)
     dataset = load_dataset(spec, format=fmt, skip_invalid=args.skip_invalid)
     path = write_coco_json(dataset, args.out)
@@ -113,7 +124,9 @@ def _data_synth(args) -> int:
     from ssabnet.data.synthetic import generate_dataset
 
     start = time.perf_counter()
-    out = generate_dataset(args.out, args.num, args.seed, tuple(args.size), args.workers)
+    out = generate_dataset(
+        args.out, args.num, args.seed, tuple(args.size), args.workers, overwrite=args.overwrite
+    )
     seconds = time.perf_counter() - start
     print(f"wrote {args.num} images to {out} in {seconds:.1f} s ({args.num / seconds:.1f} img/s)")
     return 0
@@ -208,7 +221,11 @@ def _add_val_command(sub: argparse._SubParsersAction) -> None:
         "(metrics, matching tables, predictions, run card)",
     )  # fmt: skip
     val.add_argument("--name", help="(--run) the detector's name (default: the folder's name)")
-    val.add_argument("--overwrite", action="store_true", help="(--run) replace an imported run")
+    val.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an imported run (--run), or existing metrics, matching tables and "
+        "--save-predictions",
+    )  # fmt: skip
     val.add_argument("--backend", default="faster", choices=["faster", "pycocotools"])
     val.add_argument("--protocol", default="coco", choices=["coco", "visdrone-official"])
     val.add_argument("--max-det", type=int, default=MAX_DET, help="detections kept per image")
@@ -267,8 +284,28 @@ def _check_val_args(args) -> None:
             raise UsageError("give --run DIR (a run folder) or --out metrics.json, not both")
         if args.protocol != "coco":
             raise UsageError("--run stores COCO metrics (what the app reads): drop --protocol")
-    elif args.name is not None or args.overwrite:
-        raise UsageError("--name and --overwrite go with --run DIR")
+    elif args.name is not None:
+        raise UsageError("--name goes with --run DIR")
+
+
+def _check_val_outputs(args) -> None:
+    """Before any work: ``--out`` (and the tables beside it) may be written."""
+    from ssabnet.atomic_io import check_output_file, check_output_files_in
+    from ssabnet.evaluation.matching import DETS_FILE, GTS_FILE
+
+    if args.max_dets < 1:
+        raise UsageError(f"--max-dets must be >= 1, got {args.max_dets}")
+    if args.imgsz is not None and (args.imgsz < 32 or args.imgsz % 32):
+        raise UsageError(f"--imgsz must be a positive multiple of 32, got {args.imgsz}")
+    if args.run is None:  # (an imported run's folder is checked by check_run_target)
+        out = args.out or Path("metrics.json")
+        check_output_file(out, overwrite=args.overwrite, example="metrics.json")
+        check_output_files_in(out.parent, [DETS_FILE, GTS_FILE], overwrite=args.overwrite)
+    if args.save_predictions is not None:
+        check_output_file(
+            args.save_predictions, overwrite=args.overwrite, option="--save-predictions",
+            example="predictions.json",
+        )  # fmt: skip
 
 
 def _cmd_val(args) -> int:
@@ -277,6 +314,7 @@ def _cmd_val(args) -> int:
     from ssabnet.evaluation.report import format_metrics_table
 
     _check_val_args(args)
+    _check_val_outputs(args)
     say = (lambda text: print(text, file=sys.stderr)) if args.json else print
     dataset = load_dataset(args.data, format=args.format)
     if args.run is not None:
@@ -465,6 +503,7 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--max-det", type=int, default=MAX_DET, help="detections kept per image")
     predict.add_argument("--batch", type=int, default=8)
     predict.add_argument("--device", default="cpu")
+    predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
     predict.set_defaults(handler=_predict)
 
     export = sub.add_parser("export", help="export the inference graph (checked against eager)")
@@ -507,6 +546,34 @@ def _catalog_exists(name: str) -> bool:
     return name in list_cards()
 
 
+def _check_resume_flags(args: argparse.Namespace, cfg, changes: dict) -> None:
+    """``--resume`` continues a run exactly: flags that would change it are an error, not
+    silently ignored (only --device and --workers may differ)."""
+    import yaml
+
+    from ssabnet.config import config_differences, config_from_dict, merge, parse_overrides
+    from ssabnet.engine.checkpoint import read_checkpoint
+
+    last = Path(cfg.train.out) / "weights" / "last.pt"
+    if not last.is_file():
+        raise InputFileError(
+            f"{last}: no run to resume (--resume continues a run of 'ssabnet train'; give its "
+            "folder as --out)"
+        )
+    saved = config_from_dict(read_checkpoint(last)["config"])
+    given = saved
+    if args.config:  # load_config above has already validated the file
+        given = merge(given, yaml.safe_load(Path(args.config).read_text()) or {})
+    given = merge(merge(given, parse_overrides(args.overrides)), changes)
+    differ = config_differences(saved, given, ignore=("train.device", "train.workers", "train.out"))
+    if differ:
+        raise UsageError(
+            f"--resume continues {last.parent.parent} exactly as it was started; these flags "
+            f"would change it: {'; '.join(differ)}. Drop them, or start a new run with "
+            "another --out"
+        )
+
+
 def _train(args: argparse.Namespace) -> int:
     from ssabnet.config import load_config, merge
     from ssabnet.engine.train import NonFiniteLossError, fit
@@ -521,6 +588,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.box_loss:
         changes["loss"]["box"] = args.box_loss
     cfg = merge(cfg, changes)
+    run_dir = Path(cfg.train.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputPathError(f"--out {run_dir} is a file; a run needs a folder")
+    if args.resume:
+        _check_resume_flags(args, cfg, changes)
     try:
         run_dir = fit(cfg, resume=args.resume, progress=not args.no_progress)
     except NonFiniteLossError as exc:
@@ -531,14 +603,29 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from ssabnet.atomic_io import check_output_file, check_output_files_in
     from ssabnet.data.visdrone import write_visdrone_results
-    from ssabnet.engine.predict import list_sources, load_checkpoint, predict, source_records
+    from ssabnet.engine.predict import (
+        check_inference_params,
+        list_sources,
+        load_checkpoint,
+        predict,
+        source_records,
+    )
     from ssabnet.evaluation.results_io import write_coco_results
 
+    check_inference_params(
+        imgsz=args.imgsz, conf=args.conf, iou=args.iou, max_det=args.max_det,
+        slice_size=args.slice, overlap=args.overlap, merge=args.merge, batch=args.batch,
+    )  # fmt: skip
     loaded = load_checkpoint(args.weights, args.device)
     files = list_sources(args.source)
     ids = [p.stem for p in files]
     imgsz = _inference_imgsz(args.imgsz, loaded)
+    if args.format == "visdrone":  # before inference: never overwrite, e.g., ground truth
+        check_output_files_in(args.out, [f"{i}.txt" for i in ids], overwrite=args.overwrite)
+    else:
+        check_output_file(args.out, overwrite=args.overwrite, example="predictions.json")
     predictions = predict(
         loaded,
         files,
@@ -868,12 +955,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe fails here, inside the handlers below
+        return code
     except SsabnetError as exc:
         # Bad input is reported as one clear line (file and line are in the message); any other
         # exception is a bug and keeps its traceback.
         print(f"ssabnet: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: one line, the shell's convention for SIGINT (128 + 2), no traceback.
+        print("\nssabnet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # stdout was closed early (`ssabnet ... | head -1`): stop quietly, as `cat` does. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
     except OSError as exc:
         if exc.filename is None:  # not about a file the user named
             raise

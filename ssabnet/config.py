@@ -14,6 +14,7 @@ config is saved in every run folder and checkpoint (:func:`config_to_dict`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -109,6 +110,49 @@ class TrainConfig:
             raise ConfigError(f"train.lr_step: unknown value {self.lr_step!r}; expected step|epoch")
         if not 0.0 <= self.min_visible <= 1.0:
             raise ConfigError(f"train.min_visible must be in [0, 1], got {self.min_visible}")
+        # Checked when the config is built, i.e. before any data is loaded or epoch runs.
+        _check_ranges("train", self, _TRAIN_RANGES)
+
+
+#: ``field: (rule text, predicate)`` for :class:`TrainConfig` (checked in ``__post_init__``).
+_TRAIN_RANGES: dict[str, tuple[str, Any]] = {
+    "epochs": (">= 1", lambda v: v >= 1),
+    "batch": (">= 1", lambda v: v >= 1),
+    "imgsz": ("a positive multiple of 32", lambda v: v >= 32 and v % 32 == 0),
+    "workers": (">= 0", lambda v: v >= 0),
+    "optimizer": ("'sgd' or 'adamw'", lambda v: v in ("sgd", "adamw")),
+    "lr": ("> 0", lambda v: v > 0),
+    "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "weight_decay": (">= 0", lambda v: v >= 0),
+    "warmup_epochs": (">= 0", lambda v: v >= 0),
+    "schedule": ("'cosine' or 'linear'", lambda v: v in ("cosine", "linear")),
+    "final_lr_ratio": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "ema_decay": ("in (0, 1)", lambda v: 0 < v < 1),
+    "grad_clip": (">= 0 (0 disables)", lambda v: v >= 0),
+    "mosaic": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
+    "close_mosaic": (">= 0", lambda v: v >= 0),
+    "hflip": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
+    "vflip": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
+    "scale": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "hsv": ("three values >= 0", lambda v: len(v) == 3 and all(x >= 0 for x in v)),
+    "val_interval": (">= 1", lambda v: v >= 1),
+    "best_metric": ("a metric name", lambda v: bool(v)),
+    "out": ("a folder path", lambda v: bool(v)),
+    "translate": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "min_box_size": (">= 0", lambda v: v >= 0),
+    "ema_tau": ("> 0", lambda v: v > 0),
+    "save_every_steps": (">= 0 (0 = per epoch)", lambda v: v >= 0),
+    "conf_threshold": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "nms_iou": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "max_det": (">= 1", lambda v: v >= 1),
+}
+
+
+def _check_ranges(section: str, cfg: Any, ranges: dict[str, tuple[str, Any]]) -> None:
+    for name, (rule, ok) in ranges.items():
+        value = getattr(cfg, name)
+        if not ok(value):
+            raise ConfigError(f"{section}.{name} must be {rule}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -164,7 +208,13 @@ def _check_value(value: Any, annotation: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+            return number
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if annotation is str:
         if isinstance(value, str):
@@ -211,13 +261,31 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key.sub=value")
         dotted, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = _safe_yaml(raw, f"override {item!r}") if raw != "" else ""
         node = nested
         parts = dotted.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return nested
+
+
+def _safe_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` with any failure as a one-line :class:`ConfigError` (``source:line``).
+
+    Tags that build Python objects (``!!python/...``) are refused by the safe loader.
+    """
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
 
 
 def load_config(
@@ -229,7 +297,11 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+        data = _safe_yaml(text, str(path)) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
         try:
@@ -257,6 +329,25 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Inverse of :func:`config_to_dict` (strict)."""
     return from_dict(Config, data)
+
+
+def config_differences(old: Any, new: Any, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``["train.epochs: 2 -> 3", ...]``: dotted keys whose values differ (``ignore`` skipped)."""
+
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key, sub in value.items():
+                out |= flat(sub, f"{prefix}{key}.")
+            return out
+        return {prefix[:-1]: value}
+
+    a, b = flat(config_to_dict(old)), flat(config_to_dict(new))
+    return [
+        f"{key}: {a.get(key)!r} -> {b.get(key)!r}"
+        for key in sorted(set(a) | set(b))
+        if key not in ignore and a.get(key) != b.get(key)
+    ]
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ssabnet import runs
-from ssabnet.atomic_io import write_json_atomic
+from ssabnet.atomic_io import atomic_path, write_json_atomic
 from ssabnet.config import Config, merge
 from ssabnet.data import load_dataset
 from ssabnet.data.catalog import SyntheticSpec, find_card
@@ -232,7 +232,8 @@ def compare_runs(out: Path, n_boot: int = 1000) -> tuple[str, Any]:
         seed=0,
         by="bucket",
     )
-    boot.to_csv(out / "comparison.csv")
+    with atomic_path(out / "comparison.csv") as tmp:
+        boot.to_csv(tmp)
     return "done", (table, boot)
 
 

@@ -50,3 +50,7 @@ class UsageError(SsabnetError):
 
 class OverwriteError(SsabnetError):
     """An output would replace something that exists and the user did not ask for it."""
+
+
+class OutputPathError(SsabnetError):
+    """An output path cannot be used: a folder where a file is expected, or the reverse."""

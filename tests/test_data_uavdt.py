@@ -84,7 +84,7 @@ def test_missing_ignore_file(uavdt_root):
     ("line", "message"),
     [
         ("1,1,10,10,20,20,1,1", "expected 9 comma-separated integers"),
-        ("1,1,10,10,x,20,1,1,1", "'x' is not an integer"),
+        ("1,1,10,10,x,20,1,1,1", r"field 5 \('x'\) is not an integer"),
         ("1,1,10,10,0,20,1,1,1", "zero or negative size"),
         ("1,1,10,10,20,20,1,1,4", "unknown object_category 4"),
         ("0,1,10,10,20,20,1,1,1", "frame_index must be >= 1"),
@@ -105,17 +105,19 @@ def test_bad_gt_line(tmp_path, line, message):
     assert ds.num_skipped == 1 and ds[0].num_objects == 1
 
 
-def test_verify_finds_frame_of_other_size(tmp_path):
+def test_frame_of_other_size_is_found_without_verify(tmp_path):
     root = tmp_path / "u"
     write_frames(root / "UAV-benchmark-M" / "M0001", [1], size=(1024, 540))
     write_frames(root / "UAV-benchmark-M" / "M0001", [2], size=(640, 480))
     (root / "GT").mkdir()
     (root / "GT" / "M0001_gt_whole.txt").write_text("1,1,10,10,20,20,1,1,1\n")
     (root / "GT" / "M0001_gt_ignore.txt").write_text("2,9,0,0,30,30,1,-1,-1\n")
-    ds = read_uavdt(root)
-    assert len(ds) == 2 and len(ds[1].ignore_regions) == 1
-    with pytest.raises(AnnotationError, match="differs from 1024x540"):
-        read_uavdt(root, verify=True)
+    # the header of every frame is read (cheap), so this is caught with or without verify
+    for verify in (False, True):
+        with pytest.raises(AnnotationError, match="img000002.jpg: frame size 640x480 differs"):
+            read_uavdt(root, verify=verify)
+    ds = read_uavdt(root, skip_invalid=True)  # counted skip of the sequence
+    assert len(ds) == 0 and ds.num_skipped == 1
 
 
 def test_not_uavdt(tmp_path):

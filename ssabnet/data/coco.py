@@ -55,6 +55,7 @@ from ssabnet.data.record import (
     SkipLog,
 )
 from ssabnet.errors import InputFileError, MissingInputError
+from ssabnet.json_input import read_json
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
 
 IMAGE_ID_SCHEME = "sorted-string-image-id-from-1"
@@ -152,8 +153,6 @@ def records_to_coco(
 
 def write_coco_json(dataset: DetectionDataset, path: str | Path) -> Path:
     """Write ``dataset`` as COCO JSON (file names relative to ``dataset.root``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     root = dataset.root if dataset.root.is_dir() else dataset.root.parent
     coco = records_to_coco(dataset.info, dataset.records, root)
     write_text_atomic(path, json.dumps(coco, separators=(",", ":")))
@@ -206,12 +205,18 @@ def read_coco(
     """
     json_path = _find_json(Path(path))
     try:
-        coco = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AnnotationError(json_path, f"invalid JSON ({exc})") from exc
+        coco = read_json(json_path, "COCO annotation file")
+    except InputFileError as exc:
+        raise AnnotationError(str(exc)) from None  # the message already names the file
+    if not isinstance(coco, dict):
+        raise AnnotationError(
+            json_path, f"not a COCO detection file: the top level is a {type(coco).__name__}, "
+            "not an object with 'images', 'annotations' and 'categories'",
+        )  # fmt: skip
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
             raise AnnotationError(json_path, f"not a COCO detection file: no {key!r} list")
+    _check_coco_entries(coco, json_path)
     categories = sorted(coco["categories"], key=lambda c: c["id"])
     native_ids = tuple(int(c["id"]) for c in categories)
     label_of = {cid: i for i, cid in enumerate(native_ids)}
@@ -250,6 +255,68 @@ def read_coco(
             continue
         records.append(record)
     return skip_log.finish(info, records, json_path, json_path)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _check_coco_entries(coco: dict, json_path: Path) -> None:
+    """Structure checks that a reader would otherwise meet as a KeyError/TypeError traceback."""
+    seen: set[int] = set()
+    for j, category in enumerate(coco["categories"]):
+        if not isinstance(category, dict) or not _is_int(category.get("id")):
+            raise AnnotationError(
+                json_path, f"categories[{j}]: needs an integer 'id' (and a 'name'), got "
+                f"{_excerpt(category)}",
+            )  # fmt: skip
+        if not isinstance(category.get("name"), str):
+            raise AnnotationError(json_path, f"categories[{j}] (id {category['id']}): no 'name'")
+        if category["id"] in seen:
+            raise AnnotationError(json_path, f"categories[{j}]: duplicate id {category['id']}")
+        seen.add(category["id"])
+    for j, image in enumerate(coco["images"]):
+        if not isinstance(image, dict) or not _is_int(image.get("id")):
+            raise AnnotationError(
+                json_path, f"images[{j}]: needs an integer 'id', got {_excerpt(image)}"
+            )
+        file_name = image.get("file_name")
+        if not isinstance(file_name, str) or not file_name.strip():
+            raise AnnotationError(json_path, f"images[{j}] (id {image['id']}): no 'file_name'")
+        parts = file_name.replace("\\", "/").split("/")
+        if file_name.startswith(("/", "\\")) or Path(file_name).is_absolute() or ".." in parts:
+            raise AnnotationError(
+                json_path,
+                f"images[{j}]: file_name {file_name[:200]!r} must be a path inside the dataset "
+                "(relative, without '..')",
+            )
+        for key in ("width", "height"):
+            value = image.get(key, 0)
+            if value is not None and not (_is_int(value) and 0 <= value < 2**31):
+                raise AnnotationError(
+                    json_path, f"images[{j}] ({file_name!r}): {key} must be a non-negative "
+                    f"integer, got {_excerpt(value)}",
+                )  # fmt: skip
+    for j, ann in enumerate(coco["annotations"]):
+        if not isinstance(ann, dict):
+            raise AnnotationError(json_path, f"annotations[{j}]: not an object: {_excerpt(ann)}")
+        extra = ann.get("native") or {}
+        fields = {k: ann.get(k) for k in ("truncation", "occlusion") if k in ann}
+        fields |= {f"native.{k}": v for k, v in extra.items()} if isinstance(extra, dict) else {}
+        if not isinstance(extra, dict):
+            fields["native"] = extra
+        for key, value in fields.items():
+            if not _is_int(value):
+                raise AnnotationError(
+                    json_path, f"annotation id {ann.get('id')}: {key} must be an integer, got "
+                    f"{_excerpt(value)}",
+                )  # fmt: skip
+
+
+def _excerpt(value, limit: int = 80) -> str:
+    """A short, escaped excerpt of a JSON value for an error message."""
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _bbox(values, where: str, json_path: Path, width: int, height: int) -> list[float]:

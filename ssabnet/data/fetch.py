@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ssabnet.data.catalog import find_card
 from ssabnet.data.images import make_default_permissions
-from ssabnet.errors import InputFileError, UsageError
+from ssabnet.errors import InputFileError, OutputPathError, UsageError
 
 
 def _safe_members(names: list[str], archive: Path) -> None:
@@ -81,6 +81,11 @@ def fetch(
         raise UsageError(
             f"no download URL is known for {card.name!r}; download it{where} and extract it to "
             f"{target} (or pass --url)"
+        )
+    if (target.exists() or target.is_symlink()) and not target.is_dir():
+        raise OutputPathError(
+            f"{target} is a file, not a dataset folder; it is left as it is (--force replaces "
+            "only a folder). Remove it or choose another --root"
         )
     if target.exists() and not force:
         return target

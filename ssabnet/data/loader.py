@@ -16,14 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ssabnet.data.record import AnnotationError, ImageRecord
+from ssabnet.data.images import read_image_rgb
+from ssabnet.data.record import ImageRecord
 from ssabnet.data.transforms import (
     AugmentConfig,
     LetterboxParams,
@@ -37,14 +37,6 @@ from ssabnet.data.transforms import (
     vertical_flip,
 )
 from ssabnet.errors import ConfigError
-
-
-def read_image_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB ``uint8[H, W, 3]``; a clear error if it cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise AnnotationError(path, "cannot read image (missing or not a decodable image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def record_targets(record: ImageRecord) -> Targets:

@@ -24,11 +24,50 @@ from ssabnet.errors import InputFileError
 class AnnotationError(InputFileError):
     """A dataset file is malformed; the message names the file (and line, 1-based)."""
 
-    def __init__(self, path: str | Path, message: str, line: int | None = None):
+    def __init__(self, path: str | Path, message: str | None = None, line: int | None = None):
+        if message is None:
+            # Rebuilt from text alone: torch re-raises a DataLoader worker's exception as
+            # ``type(exc)(formatted traceback)``; keep its last line so the error stays one line.
+            text = str(path).strip().splitlines()[-1] if str(path).strip() else ""
+            prefix = f"{type(self).__module__}.{type(self).__name__}: "
+            text = text[len(prefix) :] if text.startswith(prefix) else text
+            self.path, self.line = text.partition(":")[0], None
+            super().__init__(text)
+            return
         self.path = str(path)
         self.line = line
         where = f"{path}:{line}" if line is not None else f"{path}"
         super().__init__(f"{where}: {message}")
+
+
+#: Annotation integers must fit int64 (they are stored in int64 arrays).
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def parse_int_field(text: str) -> int:
+    """Parse one annotation field as a plain integer: optional sign and ASCII digits only.
+
+    Python's ``int`` also accepts ``"9_9"`` (99) and non-ASCII digits (``"\u0663"`` -> 3);
+    annotation files never mean those, so they are refused, as are values outside int64.
+
+    Raises:
+        ValueError: ``"is not an integer"`` or ``"is out of range (int64)"`` (callers add the
+            file, line and field).
+    """
+    value = text.strip()
+    digits = value[1:] if value[:1] in "+-" else value
+    if not digits or not digits.isascii() or not digits.isdigit():
+        raise ValueError("is not an integer")
+    number = int(value)
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise ValueError("is out of range (int64)")
+    return number
+
+
+def field_excerpt(text: str, limit: int = 30) -> str:
+    """A short, escaped excerpt of an annotation field for an error message."""
+    text = text.strip()
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 #: How far (px) an annotated box may reach outside its image before it is an error. Real

@@ -51,11 +51,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ssabnet.atomic_io import check_parent_writable
 from ssabnet.data.catalog import DatasetCard
 from ssabnet.data.images import make_default_permissions
 from ssabnet.data.record import ImageRecord
 from ssabnet.data.visdrone import write_visdrone_annotation
-from ssabnet.errors import UsageError
+from ssabnet.errors import OverwriteError, UsageError
 from ssabnet.ops.boxes import intersection_over_area
 
 #: Bump when the rendered output changes (stored in ``synthetic.json``).
@@ -749,13 +750,17 @@ def generate_dataset(
     seed: int,
     size: tuple[int, int] = (640, 480),
     workers: int = 1,
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``num_images`` synthetic scenes in VisDrone format under ``out_dir``.
 
     Layout: ``out_dir/images/<id>.jpg``, ``out_dir/annotations/<id>.txt`` and
     ``out_dir/synthetic.json`` (generator version, seed, count, size). Files are written into a
     temporary sibling folder and renamed into place, so an interrupted run leaves no partial
-    dataset; an existing ``out_dir`` is replaced.
+    dataset. An existing ``out_dir`` is replaced only if it is owned by the generator (it holds
+    ``synthetic.json``, the ownership marker), is empty, or ``overwrite`` is True: a folder of
+    anything else is never deleted.
 
     Args:
         out_dir: target folder.
@@ -763,6 +768,10 @@ def generate_dataset(
         seed: random seed; image ``i`` depends only on ``(seed, i)``.
         size: ``(width, height)`` in pixels.
         workers: processes rendering in parallel (output is identical for any value).
+        overwrite: replace ``out_dir`` even if it is not a synthetic dataset.
+
+    Raises:
+        OverwriteError: ``out_dir`` holds files but no ``synthetic.json`` (and no ``overwrite``).
 
     Returns:
         ``out_dir`` as a :class:`Path`.
@@ -773,6 +782,17 @@ def generate_dataset(
     if width < 64 or height < 64:
         raise UsageError(f"image size must be at least 64x64, got {width}x{height}")
     out_dir = Path(out_dir)
+    check_parent_writable(out_dir)
+    if out_dir.exists() and not overwrite:
+        owned = out_dir.is_dir() and (
+            (out_dir / "synthetic.json").is_file() or not any(out_dir.iterdir())
+        )
+        if not owned:
+            what = "folder" if out_dir.is_dir() else "file"
+            raise OverwriteError(
+                f"{out_dir} is a {what} not made by 'ssabnet data synth' (no synthetic.json); "
+                "it is left as it is. Choose another --out, or pass --overwrite to replace it"
+            )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
@@ -794,8 +814,10 @@ def generate_dataset(
         }
         (tmp / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
         make_default_permissions(tmp)  # mkdtemp creates 0o700
-        if out_dir.exists():
+        if out_dir.is_dir() and not out_dir.is_symlink():
             shutil.rmtree(out_dir)
+        elif out_dir.exists() or out_dir.is_symlink():
+            out_dir.unlink()
         os.replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -827,6 +849,6 @@ def ensure_generated(card: DatasetCard) -> Path:
         try:
             if json.loads(meta_path.read_text()) == wanted:
                 return card.root
-        except json.JSONDecodeError:
-            pass
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            pass  # an unreadable marker: the folder is still ours, regenerate it
     return generate_dataset(card.root, spec.num_images, spec.seed, spec.size)

@@ -17,11 +17,11 @@ One :class:`~ssabnet.data.record.ImageRecord` per frame image on disk, ``image_i
 ``_gt_whole.txt``) per object, and ``region_target_id``/``region_line`` per region.
 
 The image size is read from the first frame of each sequence (UAVDT frames of a sequence share
-one size); ``verify=True`` decodes every frame and checks its size. GT rows for frames that have
-no image file are not loaded (one warning gives the count), so a partial copy of a sequence can
-be read. Errors name ``file:line``: wrong field count, non-integer field, zero/negative size,
-category not 1..3, frame index < 1, box more than 1 px outside the frame, missing GT or ignore
-file, unreadable frame.
+one size) and every other frame's header must agree; ``verify=True`` also decodes every frame.
+GT rows for frames that have no image file are not loaded (one warning gives the count), so a
+partial copy of a sequence can be read. Errors name ``file:line``: wrong field count,
+non-integer field, zero/negative size, category not 1..3, frame index < 1, box more than 1 px
+outside the frame, missing GT or ignore file, unreadable frame, frame of another size.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from ssabnet.data.record import (
     ImageRecord,
     SkipLog,
     check_box_inside,
+    field_excerpt,
+    parse_int_field,
 )
 from ssabnet.errors import MissingInputError
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy
@@ -102,11 +104,15 @@ def _parse_row(
             f"out-of-view,occlusion,object_category), got {len(fields)}: {raw.strip()!r}",
             line,
         )
-    try:
-        row = tuple(int(f) for f in fields)
-    except ValueError:
-        bad = next(f for f in fields if not f.strip().lstrip("-").isdigit())
-        raise AnnotationError(path, f"field {bad.strip()!r} is not an integer", line) from None
+    values = []
+    for i, field in enumerate(fields):
+        try:
+            values.append(parse_int_field(field))
+        except ValueError as exc:
+            raise AnnotationError(
+                path, f"field {i + 1} ({field_excerpt(field)}) {exc}", line
+            ) from None
+    row = tuple(values)
     frame, _tid, left, top, w, h, _oov, _occ, category = row
     if frame < 1:
         raise AnnotationError(path, f"frame_index must be >= 1, got {frame}", line)
@@ -189,13 +195,16 @@ def _read_sequence(
         if not path.is_file():
             raise AnnotationError(path, f"missing annotation file for sequence {seq}")
     width, height = read_image_size(frames[min(frames)])
-    if verify:
-        for image_path in frames.values():
-            size = verify_image(image_path)
-            if size != (width, height):
-                raise AnnotationError(
-                    image_path, f"frame size {size[0]}x{size[1]} differs from {width}x{height}"
-                )
+    # Every frame's header is read (cheap); ``verify`` also decodes it. A frame of another size
+    # would put the sequence's boxes in the wrong place, so it is an error naming the frame.
+    for image_path in frames.values():
+        size = verify_image(image_path) if verify else read_image_size(image_path)
+        if size != (width, height):
+            raise AnnotationError(
+                image_path,
+                f"frame size {size[0]}x{size[1]} differs from {width}x{height}, the size of "
+                f"the sequence's first frame {frames[min(frames)].name}",
+            )
     objects = defaultdict(list)
     for index, row in parse_uavdt_file(gt_path, width, height, skip_log, regions=False):
         objects[row[0]].append((index, row))

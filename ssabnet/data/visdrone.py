@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ssabnet.atomic_io import write_bytes_atomic, write_text_atomic
 from ssabnet.data.images import list_images, read_image_size, verify_image
 from ssabnet.data.record import (
     AnnotationError,
@@ -47,6 +48,8 @@ from ssabnet.data.record import (
     ImageRecord,
     SkipLog,
     check_box_inside,
+    field_excerpt,
+    parse_int_field,
 )
 from ssabnet.errors import MissingInputError
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
@@ -89,10 +92,10 @@ def parse_visdrone_line(text: str, path: str | Path, line: int) -> tuple[int, ..
     values = []
     for i, field in enumerate(fields):
         try:
-            values.append(int(field))
-        except ValueError:
+            values.append(parse_int_field(field))
+        except ValueError as exc:
             raise AnnotationError(
-                path, f"field {i + 1} ({field.strip()!r}) is not an integer", line
+                path, f"field {i + 1} ({field_excerpt(field)}) {exc}", line
             ) from None
     return tuple(values)
 
@@ -313,11 +316,8 @@ def write_visdrone_annotation(
     record: ImageRecord, path: str | Path, native_ids: tuple[int, ...] = VISDRONE_NATIVE_IDS
 ) -> Path:
     """Write one record as an official VisDrone GT file (CRLF, original row order)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [",".join(str(v) for v in row) + "\r\n" for row in visdrone_rows(record, native_ids)]
-    path.write_bytes("".join(lines).encode("ascii"))
-    return path
+    return write_bytes_atomic(path, "".join(lines).encode("ascii"))
 
 
 def write_visdrone(dataset: DetectionDataset, ann_dir: str | Path) -> Path:
@@ -353,8 +353,7 @@ def write_visdrone_results(
     out_dir.mkdir(parents=True, exist_ok=True)
     ids = np.asarray(native_ids, dtype=np.int64)
     for image_id in set(image_ids) - set(predictions):
-        (out_dir / f"{image_id}.txt").parent.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"{image_id}.txt").write_text("")
+        write_text_atomic(out_dir / f"{image_id}.txt", "")
     for image_id, pred in predictions.items():
         boxes = np.asarray(_to_numpy(pred["boxes"]), dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(_to_numpy(pred["scores"]), dtype=np.float64).reshape(-1)
@@ -369,9 +368,7 @@ def write_visdrone_results(
             f"{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},{c},-1,-1\n"
             for (x, y, w, h), s, c in zip(xywh, scores[order], ids[labels[order]], strict=True)
         ]
-        path = out_dir / f"{image_id}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(lines))
+        write_text_atomic(out_dir / f"{image_id}.txt", "".join(lines))
     return out_dir
 
 

@@ -21,11 +21,10 @@ import torch
 from torch import nn
 
 from ssabnet.config import config_from_dict
-from ssabnet.data.images import IMAGE_SUFFIXES, read_image_size
-from ssabnet.data.loader import read_image_rgb
+from ssabnet.data.images import IMAGE_SUFFIXES, read_image_rgb, read_image_size
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.data.transforms import Targets, letterbox
-from ssabnet.engine.checkpoint import read_checkpoint
+from ssabnet.engine.checkpoint import CheckpointError, read_checkpoint
 from ssabnet.errors import InputFileError, MissingInputError, UsageError
 from ssabnet.model.build import build_model
 from ssabnet.postprocess import boxes_input_to_original, merge_detections, postprocess
@@ -65,29 +64,77 @@ def load_checkpoint(
         ssabnet.engine.checkpoint.CheckpointError: truncated, modified or foreign file.
     """
     state = read_checkpoint(path)
-    cfg = config_from_dict(state["config"])
-    class_names = tuple(state["class_names"])
-    model = build_model(cfg.model, num_classes=len(class_names))
-    weights = state["ema"]["module"] if use_ema and state.get("ema") else state["model"]
-    model.load_state_dict(weights)
+    # The digest only proves the file is what its writer saved: a file re-saved with a fresh
+    # digest can still hold weights of another model or a broken config. Any such mismatch is
+    # reported as a CheckpointError naming the file, never a traceback from load_state_dict.
+    try:
+        cfg = config_from_dict(state["config"])
+        class_names = tuple(str(name) for name in state["class_names"])
+        model = build_model(cfg.model, num_classes=len(class_names))
+        weights = state["ema"]["module"] if use_ema and state.get("ema") else state["model"]
+        model.load_state_dict(weights)
+        info_dict = state.get("dataset_info") or {}
+        info = DatasetInfo(
+            name=str(info_dict.get("name", "unknown")),
+            format=str(info_dict.get("format", "unknown")),
+            classes=class_names,
+            native_ids=tuple(
+                int(i) for i in info_dict.get("native_ids", range(1, len(class_names) + 1))
+            ),
+        )
+        epoch = int(state["epoch"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__  # one line
+        raise CheckpointError(
+            path, f"its content does not rebuild an SSABNet model: {detail[:300]}"
+        ) from None
+    if len(info.native_ids) != len(class_names):
+        raise CheckpointError(path, "dataset_info.native_ids and class_names differ in length")
     model.to(device).eval()
-    info_dict = state.get("dataset_info") or {}
-    info = DatasetInfo(
-        name=str(info_dict.get("name", "unknown")),
-        format=str(info_dict.get("format", "unknown")),
-        classes=class_names,
-        native_ids=tuple(
-            int(i) for i in info_dict.get("native_ids", range(1, len(class_names) + 1))
-        ),
-    )
     return LoadedCheckpoint(
         model,
         info,
         state["config"],
-        int(state["epoch"]),
+        epoch,
         dict(state.get("metrics", {})),
         Path(path),
     )
+
+
+def check_inference_params(
+    *,
+    imgsz: int | None = 640,
+    conf: float = 0.001,
+    iou: float = 0.6,
+    max_det: int = 500,
+    slice_size: int | None = None,
+    overlap: float = 0.2,
+    merge: str = "nms",
+    batch: int = 8,
+) -> None:
+    """Raise :class:`~ssabnet.errors.UsageError` naming the first out-of-range value.
+
+    Called before any checkpoint or image is read, so a bad flag costs nothing (``--conf nan``
+    would otherwise keep no detection at all, ``--slice -5`` crash inside OpenCV).
+    """
+    checks = [
+        (
+            "--imgsz",
+            imgsz,
+            imgsz is None or (imgsz >= 32 and imgsz % 32 == 0),
+            "a positive multiple of 32",
+        ),  # (None: the checkpoint's training size)
+        ("--conf", conf, math.isfinite(conf) and 0.0 <= conf <= 1.0, "in [0, 1]"),
+        ("--iou", iou, math.isfinite(iou) and 0.0 < iou <= 1.0, "in (0, 1]"),
+        ("--max-det", max_det, max_det >= 1, ">= 1"),
+        ("--slice", slice_size, slice_size is None or slice_size >= 32, ">= 32 pixels"),
+        ("--overlap", overlap, math.isfinite(overlap) and 0.0 <= overlap < 1.0, "in [0, 1)"),
+        ("--merge", merge, merge in ("nms", "wbf"), "'nms' or 'wbf'"),
+        ("--batch", batch, batch >= 1, ">= 1"),
+    ]
+    for flag, value, ok, rule in checks:
+        if not ok:
+            raise UsageError(f"{flag} must be {rule}, got {value!r}")
 
 
 def list_sources(source: str | Path) -> list[Path]:
@@ -233,6 +280,10 @@ def predict(
     Returns:
         ``{image_id: {"boxes": float32[N, 4] xyxy original px, "scores": [N], "labels": [N]}}``.
     """
+    check_inference_params(
+        imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, slice_size=slice_size,
+        overlap=overlap, merge=merge, batch=batch,
+    )  # fmt: skip
     loaded = weights if isinstance(weights, LoadedCheckpoint) else load_checkpoint(weights, device)
     is_one = isinstance(source, str | Path)
     files = list_sources(source) if is_one else [Path(p) for p in source]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import io
 import math
 import os
 import random
@@ -33,6 +34,7 @@ from ssabnet.data import DetectionDataset, load_dataset
 from ssabnet.data.loader import DetectionSamples, build_loader, num_batches
 from ssabnet.data.transforms import AugmentConfig
 from ssabnet.engine.checkpoint import (
+    CheckpointError,
     git_commit,
     read_checkpoint,
     rng_state,
@@ -53,7 +55,7 @@ from ssabnet.engine.ema import ModelEMA
 from ssabnet.engine.schedule import build_scheduler
 from ssabnet.errors import ConfigError, InputFileError, OverwriteError
 from ssabnet.evaluation import Evaluator, save_evaluation
-from ssabnet.evaluation.evaluator import HEADLINE_METRICS
+from ssabnet.evaluation.evaluator import HEADLINE_METRICS, METRIC_KEYS
 from ssabnet.losses.criterion import build_criterion
 from ssabnet.model.build import build_model, resolve_config
 from ssabnet.postprocess import boxes_input_to_original, postprocess
@@ -284,14 +286,18 @@ def evaluate(
 
 
 def _write_results_row(path: Path, row: dict[str, Any]) -> None:
-    """Append a row to ``results.csv`` (header from the first row written)."""
+    """Add a row to ``results.csv`` (header from the first row written).
+
+    The file is rewritten atomically, so a kill never leaves a half-written row."""
     exists = path.is_file() and path.stat().st_size > 0
-    header = path.read_text().splitlines()[0].split(",") if exists else list(row)
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
-        if not exists:
-            writer.writeheader()
-        writer.writerow(row)
+    old = path.read_text() if exists else ""
+    header = old.splitlines()[0].split(",") if exists else list(row)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore")
+    if not exists:
+        writer.writeheader()
+    writer.writerow(row)
+    write_text_atomic(path, old + buffer.getvalue())
 
 
 def _truncate_results(path: Path, last_epoch: int) -> None:
@@ -304,10 +310,11 @@ def _truncate_results(path: Path, last_epoch: int) -> None:
     if fieldnames is None:
         return
     kept = [r for r in rows if int(r["epoch"]) <= last_epoch]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        writer.writeheader()
-        writer.writerows(kept)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames)
+    writer.writeheader()
+    writer.writerows(kept)
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _tensorboard_writer(run_dir: Path):
@@ -361,6 +368,15 @@ class TrainData:
     no_mosaic: AugmentConfig
 
 
+def check_best_metric(name: str) -> None:
+    """Raise :class:`~ssabnet.config.ConfigError` unless ``name`` is an evaluator metric."""
+    if name not in METRIC_KEYS:
+        raise ConfigError(
+            f"train.best_metric={name!r} is not an evaluator metric; choose one of "
+            + ", ".join(METRIC_KEYS)
+        )
+
+
 def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
     """Train ``cfg`` end to end; return the run folder (``cfg.train.out``).
 
@@ -369,6 +385,7 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
     With ``resume=True`` training continues from ``weights/last.pt`` exactly where it stopped
     (optimizer, schedule, EMA, epoch, batch within the epoch, RNG, sampler order).
     """
+    check_best_metric(cfg.train.best_metric)  # before any data is loaded or epoch runs
     run_dir = Path(cfg.train.out)
     cfg, state = resume_or_refuse(cfg, run_dir, resume)
     tc = cfg.train
@@ -386,7 +403,9 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
         data = build_train_data(cfg, train_data, val_data, env)
         opt = build_optimization(cfg, len(class_names), num_batches(data.train_loader), env)
         evaluator = Evaluator(val_data.info, val_data.records) if env.is_main else None
-        status = restore_training(opt, state) if state is not None else TrainStatus()
+        status = TrainStatus()
+        if state is not None:
+            status = restore_training(opt, state, run_dir / "weights" / "last.pt")
         opt.model = wrap_distributed(opt.model, env)
         commit = git_commit() if env.is_main else "unknown"
         identity = RunIdentity(config_to_dict(cfg), class_names, _dataset_info(train_data), commit)
@@ -466,9 +485,13 @@ def resolve_model(cfg: Config, num_classes: int) -> Config:
 
 
 def load_train_val(cfg: Config) -> tuple[DetectionDataset, DetectionDataset]:
-    """The training and validation datasets, which must share their classes."""
-    train_data = load_dataset(cfg.data.train, cfg.data.format, cfg.data.skip_invalid)
-    val_data = load_dataset(cfg.data.val, cfg.data.format, cfg.data.skip_invalid)
+    """The training and validation datasets, which must share their classes.
+
+    Every image is decoded once here (``verify``), so a truncated or oversized file is an error
+    naming it (or a counted skip with ``data.skip_invalid``) before training, never trained on.
+    """
+    train_data = load_dataset(cfg.data.train, cfg.data.format, cfg.data.skip_invalid, verify=True)
+    val_data = load_dataset(cfg.data.val, cfg.data.format, cfg.data.skip_invalid, verify=True)
     if tuple(train_data.info.classes) != tuple(val_data.info.classes):
         raise InputFileError(
             f"train classes {train_data.info.classes} differ from val classes "
@@ -538,16 +561,29 @@ def build_train_data(
     return TrainData(train_set, train_loader, val_loader, augment, no_mosaic)
 
 
-def restore_training(opt: Optimization, state: dict[str, Any]) -> TrainStatus:
-    """Load a checkpoint's weights, optimizer, schedule, EMA, scaler and RNG into ``opt``."""
-    opt.model.load_state_dict(state["model"])
-    if opt.ema is not None and state.get("ema"):
-        opt.ema.load_state_dict(state["ema"])
-    opt.optimizer.load_state_dict(state["optimizer"])
-    opt.scheduler.load_state_dict(state["scheduler"])
-    if state.get("scaler"):
-        opt.scaler.load_state_dict(state["scaler"])
-    set_rng_state(state["rng"])
+def restore_training(
+    opt: Optimization, state: dict[str, Any], path: str | Path = "checkpoint"
+) -> TrainStatus:
+    """Load a checkpoint's weights, optimizer, schedule, EMA, scaler and RNG into ``opt``.
+
+    Raises:
+        CheckpointError: naming ``path``, when the tensors do not fit (a file re-saved with a
+            recomputed digest can still hold another model's weights).
+    """
+    try:
+        opt.model.load_state_dict(state["model"])
+        if opt.ema is not None and state.get("ema"):
+            opt.ema.load_state_dict(state["ema"])
+        opt.optimizer.load_state_dict(state["optimizer"])
+        opt.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            opt.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__  # one line
+        raise CheckpointError(
+            path, f"its content does not fit this run's model/optimizer: {detail[:300]}"
+        ) from None
     return TrainStatus(
         epoch=int(state["epoch"]) + 1,
         partial=PartialEpoch(int(state.get("epoch_step", 0)), dict(state.get("loss_sums", {}))),

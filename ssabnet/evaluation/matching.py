@@ -48,6 +48,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ssabnet.atomic_io import atomic_path
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.evaluation.ignore import ImageView
 from ssabnet.ops.boxes import box_size, pairwise_overlap
@@ -66,11 +67,11 @@ class MatchTables(NamedTuple):
     gts: pd.DataFrame
 
     def save(self, out_dir: str | Path) -> tuple[Path, Path]:
-        """Write ``matches_dets.parquet`` and ``matches_gts.parquet`` into ``out_dir``."""
+        """Write ``matches_dets.parquet`` and ``matches_gts.parquet`` into ``out_dir`` (atomic)."""
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.dets.to_parquet(out_dir / DETS_FILE, index=False)
-        self.gts.to_parquet(out_dir / GTS_FILE, index=False)
+        for table, name in ((self.dets, DETS_FILE), (self.gts, GTS_FILE)):
+            with atomic_path(out_dir / name) as tmp:
+                table.to_parquet(tmp, index=False)
         return out_dir / DETS_FILE, out_dir / GTS_FILE
 
     @classmethod

@@ -28,6 +28,7 @@ from ssabnet.atomic_io import write_text_atomic
 from ssabnet.data.coco import coco_image_ids
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.errors import InputFileError, MissingInputError
+from ssabnet.json_input import read_json
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy, boxes_xyxy_to_xywh
 
 Predictions = dict[str, dict[str, np.ndarray]]
@@ -144,10 +145,7 @@ def read_coco_results(
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"predictions file not found: {path}")
-    try:
-        entries = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"{path}: not valid JSON ({exc})") from exc
+    entries = read_json(path, "COCO results file")
     return coco_results_to_predictions(entries, info, records, source=str(path))
 
 
