@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ssabnet.data.images import read_image_rgb
 from ssabnet.data.transforms import LetterboxParams, Targets, letterbox
-from ssabnet.errors import InputFileError
 from ssabnet.model.taps import capture_features
 from ssabnet.postprocess import postprocess
 
@@ -25,22 +25,15 @@ PRED_COLOR = (255, 60, 60)
 
 
 def decode_image_bytes(data: bytes, name: str = "upload") -> np.ndarray:
-    """Decode an uploaded file into RGB ``uint8[H, W, 3]``.
+    """Decode an uploaded file into RGB ``uint8[H, W, 3]`` (stored pixels, EXIF ignored).
+
+    The same reader as every other image (:func:`ssabnet.data.images.read_image_rgb`): pixel
+    cap, truncation and size checks included.
 
     Raises:
-        ValueError: the bytes are not a decodable image (``name`` is in the message).
+        ImageError: a ``ValueError`` naming ``name``: not a decodable image, truncated, too large.
     """
-    import io
-
-    from PIL import UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputFileError(f"{name!r} is not an image this app can read ({exc})") from exc
-    return np.asarray(rgb, dtype=np.uint8)
+    return read_image_rgb(data, name=repr(name))
 
 
 def draw_boxes(

@@ -823,3 +823,81 @@ def test_sigint_exits_130_with_one_line(tmp_path):
     assert proc.returncode == 130, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-1] == "ssabnet: interrupted" and "Traceback" not in err, err
+
+
+# ----------------------------------------------------------------------------- app confinement
+SECRET = "root:x:0:0:root:/root:/bin/bash"
+
+
+@pytest.fixture
+def app_roots(tmp_path) -> tuple[Path, Path, Path]:
+    """``(runs root, data root, outside)``: the app may read the first two only."""
+    runs, data, outside = tmp_path / "runs", tmp_path / "data", tmp_path / "outside"
+    for folder in (runs, data, outside):
+        folder.mkdir()
+    (outside / "passwd").write_text(SECRET + "\n")
+    return runs, data, outside
+
+
+def _refused(spec, roots, *names: str) -> str:
+    from ssabnet.analysis import load_dataset_confined
+    from ssabnet.errors import SsabnetError
+
+    with pytest.raises(SsabnetError) as info:
+        load_dataset_confined(spec, roots)
+    message = str(info.value)
+    assert "\n" not in message and "root:x" not in message, message
+    for name in names:
+        assert str(name) in message, message
+    return message
+
+
+def test_app_refuses_a_card_in_a_run_folder_pointing_outside(app_roots):
+    runs, data, outside = app_roots
+    make_visdrone(outside / "ds")
+    card = runs / "run1" / "card.yaml"
+    card.parent.mkdir()
+    card.write_text(f"name: evil\nformat: visdrone\nroot: {outside / 'ds'}\n")
+    _refused(card, [data, runs], "outside the allowed folder")
+
+
+def test_app_refuses_symlinked_annotations_outside_the_roots(app_roots):
+    runs, data, outside = app_roots
+    ds = make_visdrone(data / "ds")
+    (ds / "annotations" / "a.txt").unlink()
+    (ds / "annotations" / "a.txt").symlink_to(outside / "passwd")
+    _refused(ds, [data, runs], ds / "annotations" / "a.txt", "link")
+
+
+def test_app_refuses_a_linked_dataset_folder_and_outside_paths(app_roots):
+    runs, data, outside = app_roots
+    make_visdrone(outside / "ds")
+    (data / "link").symlink_to(outside / "ds")
+    _refused(data / "link", [data, runs], "outside")
+    _refused(outside / "ds", [data, runs], "outside")
+    _refused("../outside/ds", [data, runs], "'..'")
+
+
+def test_app_refuses_coco_images_under_a_recorded_root_outside(app_roots):
+    runs, data, outside = app_roots
+    make_visdrone(outside / "ds")
+    doc = _coco_doc(info={"ssabnet": {"dataset_root": str(outside / "ds")}})
+    (data / "coco").mkdir()
+    (data / "coco" / "instances.json").write_text(json.dumps(doc))
+    _refused(data / "coco" / "instances.json", [data, runs], "outside")
+
+
+def test_app_loads_a_dataset_inside_the_roots(app_roots):
+    from ssabnet.analysis import load_dataset_confined
+
+    runs, data, _ = app_roots
+    ds = make_visdrone(data / "ds")
+    assert len(load_dataset_confined(ds, [data, runs])) == 2
+
+
+def test_errors_quote_only_a_short_escaped_excerpt(tmp_path, capsys):
+    long_line = "\x1b[31m" + "A" * 5000  # an ANSI escape and a huge line
+    ds = make_visdrone(tmp_path / "ds", {"a": long_line})
+    code, err = run_main(capsys, ["data", "stats", "--root", ds])
+    line = assert_one_line_error(code, err, f"{ds / 'annotations' / 'a.txt'}:1")
+    assert "\x1b" not in line and "A" * 50 not in line and "\\x1b" in line

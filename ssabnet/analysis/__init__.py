@@ -50,7 +50,8 @@ from ssabnet.analysis.threshold import (
     objects_found,
 )
 from ssabnet.data.catalog import list_cards
-from ssabnet.data.loader import read_image_rgb
+from ssabnet.data.confine import load_dataset_confined
+from ssabnet.data.images import read_image_rgb
 from ssabnet.evaluation import MatchTables, bootstrap_ap_difference
 from ssabnet.losses.curves import modulation_curve
 from ssabnet.model.probe import (
@@ -137,6 +138,7 @@ __all__ = [
     "overlay_heatmap",
     "per_class_table",
     "read_image_rgb",
+    "load_dataset_confined",
     "resolve_under",
     "run_info",
     "run_with_taps",

@@ -23,6 +23,7 @@ from ssabnet.analysis import (
     UnsafePathError,
     discover_runs,
     list_cards,
+    load_dataset_confined,
     load_run,
     resolve_under,
     run_info,
@@ -159,7 +160,10 @@ def dataset_spec(cfg: AppSettings, run_config: dict | None) -> str | Path | None
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def cached_dataset(spec: str):
-    return ssabnet.load_dataset(spec)
+    """The dataset, read only from inside the data roots and the runs root (a card, linked
+    file or image outside them is refused before it is read)."""
+    cfg = settings()
+    return load_dataset_confined(spec, [*cfg.data_roots, cfg.runs_root])
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

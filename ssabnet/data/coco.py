@@ -324,15 +324,16 @@ def _bbox(values, where: str, json_path: Path, width: int, height: int) -> list[
         box = [float(v) for v in values]
     except (TypeError, ValueError):
         box = []
+    shown = _excerpt(values)
     if len(box) != 4 or not all(math.isfinite(v) for v in box):
-        raise AnnotationError(json_path, f"{where}: bbox must be 4 finite numbers, got {values!r}")
+        raise AnnotationError(json_path, f"{where}: bbox must be 4 finite numbers, got {shown}")
     x, y, w, h = box
     if w <= 0 or h <= 0:
-        raise AnnotationError(json_path, f"{where}: bbox has zero or negative size {values!r}")
+        raise AnnotationError(json_path, f"{where}: bbox has zero or negative size {shown}")
     tol = BOUNDS_TOLERANCE_PX
     if width > 0 and (x < -tol or y < -tol or x + w > width + tol or y + h > height + tol):
         raise AnnotationError(
-            json_path, f"{where}: bbox {values!r} (xywh) lies outside the {width}x{height} image"
+            json_path, f"{where}: bbox {shown} (xywh) lies outside the {width}x{height} image"
         )
     return box
 

@@ -79,8 +79,10 @@ def _open(source: str | Path | bytes, name: str) -> Image.Image:
         raise ImageError(
             name, _too_large(f"more than {2 * (Image.MAX_IMAGE_PIXELS or 0)}")
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(name, f"unreadable or corrupt image ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(name, f"unreadable or corrupt image: not an image file ({exc})") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(name, f"unreadable or corrupt image ({exc})") from None
     width, height = image.size
     if width <= 0 or height <= 0:
         image.close()

@@ -101,7 +101,7 @@ def _parse_row(
         raise AnnotationError(
             path,
             "expected 9 comma-separated integers (frame_index,target_id,left,top,width,height,"
-            f"out-of-view,occlusion,object_category), got {len(fields)}: {raw.strip()!r}",
+            f"out-of-view,occlusion,object_category), got {len(fields)}: " + field_excerpt(raw, 40),
             line,
         )
     values = []

@@ -86,7 +86,7 @@ def parse_visdrone_line(text: str, path: str | Path, line: int) -> tuple[int, ..
         raise AnnotationError(
             path,
             f"expected 8 comma-separated integers (left,top,width,height,score,category,"
-            f"truncation,occlusion), got {len(fields)} fields: {text.strip()!r}",
+            f"truncation,occlusion), got {len(fields)} fields: {field_excerpt(text, 40)}",
             line,
         )
     values = []
