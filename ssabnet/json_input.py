@@ -40,6 +40,8 @@ def parse_json(data: bytes | str, source: str, what: str = "JSON file") -> Any:
     except UnicodeDecodeError:
         raise InputFileError(f"{source}: not a UTF-8 text {what}") from None
     except json.JSONDecodeError as exc:
-        raise InputFileError(f"{source}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+        raise InputFileError(
+            f"{source}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+        ) from None
     except RecursionError:
         raise InputFileError(f"{source}: JSON nested too deeply to be a {what}") from None

@@ -137,7 +137,7 @@ def test_missing_image_and_bad_json(tmp_path):
     with pytest.raises(AnnotationError, match="image 'x.jpg': file not found"):
         read_coco(path, image_root=tmp_path / "images")
     path.write_text("{not json")
-    with pytest.raises(AnnotationError, match="invalid JSON"):
+    with pytest.raises(AnnotationError, match="not valid JSON"):
         read_coco(path)
     path.write_text('{"images": []}')
     with pytest.raises(AnnotationError, match="not a COCO detection file"):

@@ -57,6 +57,7 @@ from ssabnet.data.coco import coco_image_ids
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.errors import InputFileError
 from ssabnet.evaluation.results_io import read_visdrone_results
+from ssabnet.json_input import read_json
 from ssabnet.ops.boxes import boxes_xywh_to_xyxy
 
 PRED_FORMATS = ("auto", "coco", "ultralytics", "visdrone")
@@ -358,10 +359,7 @@ def _check_entries(entries: list, source: str) -> None:
 def _read_json_results(path: Path, records, pred_format: str):
     """``(rows of image index, categories, xyxy boxes, scores, format, decisions)`` of a JSON."""
     source = str(path)
-    try:
-        entries = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path}: not valid JSON ({exc})") from exc
+    entries = read_json(path, "results file")  # (also refuses JSON nested too deeply)
     if isinstance(entries, dict) and "annotations" in entries and "images" in entries:
         raise InputFileError(
             f"{path}: a COCO dataset file (images + annotations), not a results list; give the "
