@@ -293,8 +293,8 @@ def _check_val_outputs(args) -> None:
     from ssabnet.atomic_io import check_output_file, check_output_files_in
     from ssabnet.evaluation.matching import DETS_FILE, GTS_FILE
 
-    if args.max_dets < 1:
-        raise UsageError(f"--max-dets must be >= 1, got {args.max_dets}")
+    if args.max_det < 1:
+        raise UsageError(f"--max-det must be >= 1, got {args.max_det}")
     if args.imgsz is not None and (args.imgsz < 32 or args.imgsz % 32):
         raise UsageError(f"--imgsz must be a positive multiple of 32, got {args.imgsz}")
     if args.run is None:  # (an imported run's folder is checked by check_run_target)

@@ -463,12 +463,12 @@ for _name, _flags, _names in [
     CASES[_name] = _predict_flag_case(_flags, _names)
 
 
-@case("val-max-dets-0")
+@case("val-max-det-0")
 def _(tmp, ckpt):
     ds = make_visdrone(tmp / "ds")
     (tmp / "p.json").write_text("[]")
-    return ["val", "--predictions", tmp / "p.json", "--data", ds, "--max-dets", "0", "--out",
-            tmp / "m.json"], ["--max-dets"]  # fmt: skip
+    return ["val", "--predictions", tmp / "p.json", "--data", ds, "--max-det", "0", "--out",
+            tmp / "m.json"], ["--max-det"]  # fmt: skip
 
 
 @case("resume-with-changed-epochs")
