@@ -34,9 +34,16 @@ system-deps:
 			"sudo apt-get install -y $(APT_PACKAGES)"; \
 	fi
 
+# ruff (style, notebooks included), import-linter (the layer contracts in pyproject.toml,
+# drawn in docs/architecture.md), vulture (dead code; scripts/vulture_whitelist.py lists what
+# only other tools use) and no '# fmt: skip' (formatting is ruff's).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture ssabnet tests benchmarks notebooks scripts --min-confidence 60
+	@! grep -rn --include='*.py' '# fmt: skip' ssabnet tests benchmarks notebooks scripts \
+		|| { echo "formatting is ruff's: remove the '# fmt: skip' above"; exit 1; }
 
 format: setup
 	$(VENV)/bin/ruff format .

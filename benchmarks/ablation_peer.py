@@ -153,8 +153,12 @@ def export_split(records: list[ImageRecord]) -> tuple[list[tuple[str, str, str]]
         entries.append((name, str(record.image_path.resolve()), text))
         objects += text.count("\n")
         dropped += n_dropped
-    counts = {"images": len(records), "labels": objects, "dropped_objects": dropped,
-              "ignore_regions": int(sum(len(r.ignore_regions) for r in records))}  # fmt: skip
+    counts = {
+        "images": len(records),
+        "labels": objects,
+        "dropped_objects": dropped,
+        "ignore_regions": int(sum(len(r.ignore_regions) for r in records)),
+    }
     return entries, counts
 
 
@@ -186,8 +190,12 @@ def prepare_yolo_data(
             (root / "images" / split / name).symlink_to(target)
             (root / "labels" / split / name).with_suffix(".txt").write_text(text)
     names = dict(enumerate(train.info.classes))
-    data = {"path": str(root.resolve()), "train": "images/train", "val": "images/val",
-            "names": names}  # fmt: skip
+    data = {
+        "path": str(root.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "names": names,
+    }
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"peer data: wrote {root} ({manifest['splits']})")
@@ -207,27 +215,59 @@ def ultralytics_train_args(
     cuda = device != "cpu"
     hsv_h, hsv_s, hsv_v = tc.hsv
     args = {
-        "data": str(data_yaml), "imgsz": tc.imgsz, "batch": tc.batch, "device": device,
-        "workers": tc.workers, "seed": seed, "deterministic": tc.deterministic,
-        "optimizer": OPTIMIZERS[tc.optimizer], "lr0": tc.lr, "momentum": tc.momentum,
+        "data": str(data_yaml),
+        "imgsz": tc.imgsz,
+        "batch": tc.batch,
+        "device": device,
+        "workers": tc.workers,
+        "seed": seed,
+        "deterministic": tc.deterministic,
+        "optimizer": OPTIMIZERS[tc.optimizer],
+        "lr0": tc.lr,
+        "momentum": tc.momentum,
         "weight_decay": tc.weight_decay,
         # nominal batch = batch: one optimizer step per batch and weight decay not rescaled
         "nbs": tc.batch,
-        "warmup_epochs": tc.warmup_epochs, "cos_lr": tc.schedule == "cosine",
+        "warmup_epochs": tc.warmup_epochs,
+        "cos_lr": tc.schedule == "cosine",
         "lrf": tc.final_lr_ratio,
         # ours warms every group up from ~0 at constant momentum
-        "warmup_bias_lr": 0.0, "warmup_momentum": tc.momentum,
-        "mosaic": tc.mosaic, "close_mosaic": tc.close_mosaic, "fliplr": tc.hflip,
-        "flipud": tc.vflip, "scale": tc.scale, "translate": tc.translate,
-        "hsv_h": hsv_h, "hsv_s": hsv_s, "hsv_v": hsv_v,
+        "warmup_bias_lr": 0.0,
+        "warmup_momentum": tc.momentum,
+        "mosaic": tc.mosaic,
+        "close_mosaic": tc.close_mosaic,
+        "fliplr": tc.hflip,
+        "flipud": tc.vflip,
+        "scale": tc.scale,
+        "translate": tc.translate,
+        "hsv_h": hsv_h,
+        "hsv_s": hsv_s,
+        "hsv_v": hsv_v,
         # augmentations ours does not have, pinned off whatever ultralytics' defaults become
-        "degrees": 0.0, "shear": 0.0, "perspective": 0.0, "mixup": 0.0, "cutmix": 0.0,
-        "copy_paste": 0.0, "bgr": 0.0, "multi_scale": 0.0, "rect": False,
-        "box": cfg.loss.box_weight, "cls": cfg.loss.cls_weight, "dfl": cfg.loss.dfl_weight,
-        "amp": bool(tc.amp and cuda), "pretrained": False, "val": False, "plots": False,
-        "save": True, "save_period": -1, "cache": False, "fraction": 1.0,
-        "project": str(run_dir.resolve()), "name": "ultralytics", "exist_ok": True,
-    }  # fmt: skip
+        "degrees": 0.0,
+        "shear": 0.0,
+        "perspective": 0.0,
+        "mixup": 0.0,
+        "cutmix": 0.0,
+        "copy_paste": 0.0,
+        "bgr": 0.0,
+        "multi_scale": 0.0,
+        "rect": False,
+        "box": cfg.loss.box_weight,
+        "cls": cfg.loss.cls_weight,
+        "dfl": cfg.loss.dfl_weight,
+        "amp": bool(tc.amp and cuda),
+        "pretrained": False,
+        "val": False,
+        "plots": False,
+        "save": True,
+        "save_period": -1,
+        "cache": False,
+        "fraction": 1.0,
+        "project": str(run_dir.resolve()),
+        "name": "ultralytics",
+        "exist_ok": True,
+    }
     if budget.get("hours") is not None:
         args["time"] = budget["hours"]  # epochs below are the first guess; re-planned after one
     args["epochs"] = budget["epochs"]
@@ -310,15 +350,21 @@ def differences(
             f"(train.ema={tc.ema}, ema_decay={tc.ema_decay}, ema_tau={tc.ema_tau:g})"
         )
     if tc.grad_clip != PEER_GRAD_CLIP:
-        diffs.append(f"grad clip: ultralytics fixes max-norm {PEER_GRAD_CLIP:g} "
-                     f"(train.grad_clip={tc.grad_clip:g})")  # fmt: skip
+        diffs.append(
+            f"grad clip: ultralytics fixes max-norm {PEER_GRAD_CLIP:g} "
+            f"(train.grad_clip={tc.grad_clip:g})"
+        )
     assigner = {k: getattr(loss, k) for k in PEER_ASSIGNER}
     if assigner != PEER_ASSIGNER or loss.assigner_center_radius:
-        diffs.append(f"assigner: ultralytics fixes {PEER_ASSIGNER} (plan loss: {assigner}, "
-                     f"center_radius {loss.assigner_center_radius:g})")  # fmt: skip
+        diffs.append(
+            f"assigner: ultralytics fixes {PEER_ASSIGNER} (plan loss: {assigner}, "
+            f"center_radius {loss.assigner_center_radius:g})"
+        )
     if args["device"] == "cpu" and tc.workers > 0:
-        diffs.append(f"workers: ultralytics loads data in the main process on CPU "
-                     f"(train.workers={tc.workers})")  # fmt: skip
+        diffs.append(
+            f"workers: ultralytics loads data in the main process on CPU "
+            f"(train.workers={tc.workers})"
+        )
     if tc.save_every_steps:
         diffs.append("train.save_every_steps: ultralytics saves per epoch only")
     if postprocess == "ultralytics":
@@ -381,9 +427,11 @@ def predict_shared(
     from ssabnet.postprocess import boxes_input_to_original, select_detections
 
     loader = DataLoader(
-        DetectionSamples(records, tc.imgsz, None), batch_size=tc.batch,
-        num_workers=tc.workers, collate_fn=collate_detection,
-    )  # fmt: skip
+        DetectionSamples(records, tc.imgsz, None),
+        batch_size=tc.batch,
+        num_workers=tc.workers,
+        collate_fn=collate_detection,
+    )
     predictions = {}
     for images, _targets, metas in loader:
         output = network(images.to(device).float().div_(255))
@@ -408,10 +456,17 @@ def predict_ultralytics(
     for start in range(0, len(records), 256):  # a bounded source list per predictor call
         chunk = records[start : start + 256]
         results = peer.predict(
-            source=[str(r.image_path) for r in chunk], imgsz=tc.imgsz, conf=tc.conf_threshold,
-            iou=tc.nms_iou, max_det=tc.max_det, batch=tc.batch, device=device,
-            stream=True, verbose=False, save=False,
-        )  # fmt: skip
+            source=[str(r.image_path) for r in chunk],
+            imgsz=tc.imgsz,
+            conf=tc.conf_threshold,
+            iou=tc.nms_iou,
+            max_det=tc.max_det,
+            batch=tc.batch,
+            device=device,
+            stream=True,
+            verbose=False,
+            save=False,
+        )
         for record, result in zip(chunk, results, strict=True):
             if Path(result.path).resolve() != record.image_path.resolve():
                 raise RuntimeError(f"predictor order changed: {result.path} for {record.image_id}")
@@ -533,22 +588,29 @@ def run_peer(
         "software": software,
     }
     (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    print(f"{model_name} seed {seed}: AP {metrics['AP']:.4f} AP50 {metrics['AP50']:.4f} "
-          f"({loop['epochs']} epochs, {loop['seconds']:.0f} s training)")  # fmt: skip
+    print(
+        f"{model_name} seed {seed}: AP {metrics['AP']:.4f} AP50 {metrics['AP50']:.4f} "
+        f"({loop['epochs']} epochs, {loop['seconds']:.0f} s training)"
+    )
     return "done"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", type=Path, required=True, help="plan.json of `ssabnet ablate`")
-    parser.add_argument("--models", default="yolov8n,yolov8n-p2",
-                        help="ultralytics model yamls without .yaml, comma separated")  # fmt: skip
+    parser.add_argument(
+        "--models",
+        default="yolov8n,yolov8n-p2",
+        help="ultralytics model yamls without .yaml, comma separated",
+    )
     parser.add_argument("--seeds", default=None, help="comma list; default: the plan's seeds")
     parser.add_argument("--device", default=None, help="cpu | cuda | cuda:i; default: the plan's")
     parser.add_argument(
-        "--postprocess", choices=("shared", "ultralytics"), default="shared",
+        "--postprocess",
+        choices=("shared", "ultralytics"),
+        default="shared",
         help="letterbox + NMS of ssabnet (default) or ultralytics' own predictor",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
 
     plan = load_plan(args.plan)
@@ -585,10 +647,14 @@ def main() -> None:
             index += 1
             start = time.perf_counter()
             print(f"[{index}/{total}] {model_name} seed {seed}", flush=True)
-            status = run_peer(model_name, seed, cfg, plan, out, data_yaml, train, val, device,
-                              args.postprocess)  # fmt: skip
-            print(f"[{index}/{total}] {model_name} seed {seed}: {status} in "
-                  f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
+            status = run_peer(
+                model_name, seed, cfg, plan, out, data_yaml, train, val, device, args.postprocess
+            )
+            print(
+                f"[{index}/{total}] {model_name} seed {seed}: {status} in "
+                f"{time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -74,9 +74,12 @@ def count_zero_positives(images, strides, metric, radius, seed=0, widen_tiny=Fal
     """(#GT, #GT with 0 positives, per-bucket zero counts, per-bucket totals, seconds)."""
     points, anchor_strides = anchor_grid(strides)
     assigner = TaskAlignedAssigner(
-        num_classes=NUM_CLASSES, metric=metric, center_radius=radius, C=12.0,
+        num_classes=NUM_CLASSES,
+        metric=metric,
+        center_radius=radius,
+        C=12.0,
         widen_tiny=widen_tiny,
-    )  # fmt: skip
+    )
     generator = torch.Generator().manual_seed(seed)
     zero_sizes, all_sizes = [], []
     seconds = 0.0

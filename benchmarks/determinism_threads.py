@@ -24,12 +24,24 @@ def main() -> None:
 
     def run(threads: int, name: str) -> list[dict[str, str]]:
         torch.set_num_threads(threads)
-        cfg = merge(Config(), {
-            "data": {"train": str(root / "train"), "val": str(root / "val")},
-            "model": {"name": "baseline-n"},
-            "train": {"epochs": 2, "batch": 2, "imgsz": 64, "workers": 0, "out": str(root / name),
-                      "seed": 7, "warmup_epochs": 0.5, "close_mosaic": 1, "ema_tau": 5.0},
-        })  # fmt: skip
+        cfg = merge(
+            Config(),
+            {
+                "data": {"train": str(root / "train"), "val": str(root / "val")},
+                "model": {"name": "baseline-n"},
+                "train": {
+                    "epochs": 2,
+                    "batch": 2,
+                    "imgsz": 64,
+                    "workers": 0,
+                    "out": str(root / name),
+                    "seed": 7,
+                    "warmup_epochs": 0.5,
+                    "close_mosaic": 1,
+                    "ema_tau": 5.0,
+                },
+            },
+        )
         out = fit(cfg, progress=False)
         with (out / "results.csv").open() as handle:
             return [{k: v for k, v in r.items() if k != "time"} for r in csv.DictReader(handle)]

@@ -110,8 +110,11 @@ def plain_cocoeval(gt: dict, dt: dict, backend: str) -> tuple[float, dict]:
     def mean(x):
         return float(x[x > -1].mean())
 
-    numbers = {"AP": mean(prec[..., 0, 3]), "AP50": mean(prec[0, :, :, 0, 3]),
-               "AP75": mean(prec[5, :, :, 0, 3])}  # fmt: skip
+    numbers = {
+        "AP": mean(prec[..., 0, 3]),
+        "AP50": mean(prec[0, :, :, 0, 3]),
+        "AP75": mean(prec[5, :, :, 0, 3]),
+    }
     for j, md in enumerate([1, 10, 100, 500]):
         numbers[f"AR{md}"] = mean(rec[:, :, 0, j])
     return seconds, numbers
@@ -152,8 +155,10 @@ def main() -> None:
     predictions = generate_detections(records)
     num_dets = sum(len(p["scores"]) for p in predictions.values())
     num_gt = sum(int(r.evaluated.sum()) for r in records)
-    print(f"{args.clock} clock; {len(records)} images, {num_gt} evaluated GT, {num_dets} dets "
-          f"({platform.processor() or platform.machine()}, numpy {np.__version__})")  # fmt: skip
+    print(
+        f"{args.clock} clock; {len(records)} images, {num_gt} evaluated GT, {num_dets} dets "
+        f"({platform.processor() or platform.machine()}, numpy {np.__version__})"
+    )
 
     def run(protocol, backend):
         evaluator = Evaluator(info, records, protocol=protocol, backend=backend)
@@ -161,26 +166,33 @@ def main() -> None:
         return evaluator, evaluator.evaluate()
 
     results = {}
-    runs = [("Evaluator coco / faster", "coco", "faster"),
-            ("Evaluator coco / pycocotools", "coco", "pycocotools"),
-            ("Evaluator visdrone-official", "visdrone-official", "faster")]  # fmt: skip
+    runs = [
+        ("Evaluator coco / faster", "coco", "faster"),
+        ("Evaluator coco / pycocotools", "coco", "pycocotools"),
+        ("Evaluator visdrone-official", "visdrone-official", "faster"),
+    ]
     if args.skip_slow:
         runs.pop(1)
     for name, protocol, backend in runs:
         repeat = args.repeat if backend == "faster" else 1
         seconds, (evaluator, metrics) = timed(lambda p=protocol, b=backend: run(p, b), repeat)
         results[name] = (seconds, metrics)
-        print(f"{name:<32} {seconds:8.2f} s   AP {metrics['AP']:.4f} AP50 {metrics['AP50']:.4f} "
-              f"AR500 {metrics['AR500']:.4f}")  # fmt: skip
+        print(
+            f"{name:<32} {seconds:8.2f} s   AP {metrics['AP']:.4f} AP50 {metrics['AP50']:.4f} "
+            f"AR500 {metrics['AR500']:.4f}"
+        )
     seconds, tables = timed(evaluator.matches, 1)
     print(f"{'Evaluator.matches() tables':<32} {seconds:8.2f} s   {len(tables.dets)} det rows")
 
     fast = results["Evaluator coco / faster"][1]
     ref = results.get("Evaluator coco / pycocotools", (None, fast))[1]
     diffs = [abs(fast[k] - ref[k]) for k in METRIC_KEYS]
-    diffs += [abs(fast["per_class"][c][k] - ref["per_class"][c][k])
-              for c in fast["per_class"] for k in fast["per_class"][c]
-              if fast["per_class"][c][k] is not None]  # fmt: skip
+    diffs += [
+        abs(fast["per_class"][c][k] - ref["per_class"][c][k])
+        for c in fast["per_class"]
+        for k in fast["per_class"][c]
+        if fast["per_class"][c][k] is not None
+    ]
     print(f"max |faster - pycocotools| over all metrics and per-class values: {max(diffs):.2e}")
 
     # where the time of the fast path goes
@@ -196,8 +208,10 @@ def main() -> None:
             gt, dt = build_coco_dicts(info, evaluator.records, evaluator._all_predictions(), views)
             t_dicts = clock() - start
             t_run, _ = timed(lambda g=gt, d=dt: run_cocoeval(g, d, "faster", 500), args.repeat)
-        print(f"  breakdown (GC {gc_state}): ignore regions + cap {t_views:.2f} s, COCO dicts "
-              f"{t_dicts:.2f} s, faster-coco-eval 7 ranges {t_run:.2f} s")  # fmt: skip
+        print(
+            f"  breakdown (GC {gc_state}): ignore regions + cap {t_views:.2f} s, COCO dicts "
+            f"{t_dicts:.2f} s, faster-coco-eval 7 ranges {t_run:.2f} s"
+        )
 
     backends = ["faster"] if args.skip_plain else ["faster", "pycocotools"]
     plain = {}
@@ -205,9 +219,11 @@ def main() -> None:
         seconds, numbers = plain_cocoeval(gt, dt, backend)
         plain[backend] = seconds
         delta = max(abs(numbers[k] - fast[k]) for k in numbers)
-        print(f"{'plain ' + backend + ' (4 ranges)':<32} {seconds:8.2f} s   AP {numbers['AP']:.4f} "
-              f"AP50 {numbers['AP50']:.4f} AR500 {numbers['AR500']:.4f}  "
-              f"max |plain - Evaluator| {delta:.1e}")  # fmt: skip
+        print(
+            f"{'plain ' + backend + ' (4 ranges)':<32} {seconds:8.2f} s   AP {numbers['AP']:.4f} "
+            f"AP50 {numbers['AP50']:.4f} AR500 {numbers['AR500']:.4f}  "
+            f"max |plain - Evaluator| {delta:.1e}"
+        )
     if "pycocotools" in plain:
         ours = results["Evaluator coco / faster"][0]
         print(

@@ -62,11 +62,14 @@ def main() -> None:
     dataset = DetectionDataset(info, records, Path("."))
     work = Path(tempfile.mkdtemp(prefix="import_speed."))
     try:
-        results = write_coco_results(work / "results.json", generate_detections(records), info,
-                                     records)  # fmt: skip
+        results = write_coco_results(
+            work / "results.json", generate_detections(records), info, records
+        )
         loaded = load_predictions(results, dataset)
-        print(f"{len(records)} images, {loaded.num_detections} detections, "
-              f"{results.stat().st_size / 1e6:.1f} MB; " + "; ".join(loaded.decisions))  # fmt: skip
+        print(
+            f"{len(records)} images, {loaded.num_detections} detections, "
+            f"{results.stat().st_size / 1e6:.1f} MB; " + "; ".join(loaded.decisions)
+        )
 
         def score():
             evaluator = Evaluator(info, records)
@@ -74,8 +77,9 @@ def main() -> None:
             return evaluator.evaluate()
 
         def import_run():
-            import_predictions(results, dataset, work / "run", dataset_spec="visdrone-val-gt",
-                               overwrite=True)  # fmt: skip
+            import_predictions(
+                results, dataset, work / "run", dataset_spec="visdrone-val-gt", overwrite=True
+            )
 
         def val_before():
             predictions = read_coco_results(results, info, records)
@@ -91,8 +95,10 @@ def main() -> None:
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
+    )
     for name, seconds in timings.items():
         print(f"{name:>13}: {seconds:6.2f} s (best of {args.repeat})")
 

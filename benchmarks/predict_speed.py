@@ -54,8 +54,16 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, slice_size in (("full frame", None), (f"sliced {args.slice}+full", args.slice)):
         start = time.perf_counter()
-        preds = predict(loaded, files, imgsz=args.imgsz, conf=args.conf, device=args.device,
-                        slice_size=slice_size, overlap=args.overlap, batch=8)  # fmt: skip
+        preds = predict(
+            loaded,
+            files,
+            imgsz=args.imgsz,
+            conf=args.conf,
+            device=args.device,
+            slice_size=slice_size,
+            overlap=args.overlap,
+            batch=8,
+        )
         elapsed = time.perf_counter() - start
         dets = sum(len(p["scores"]) for p in preds.values()) / len(files)
         print(

@@ -39,8 +39,14 @@ from ssabnet.data.record import DatasetInfo, ImageRecord  # noqa: E402
 from ssabnet.evaluation import Evaluator  # noqa: E402
 from ssabnet.ops.boxes import boxes_xyxy_to_xywh  # noqa: E402
 
-TIDE_NAMES = {"cls": "Cls", "loc": "Loc", "both": "Both", "dupe": "Dupe", "bkg": "Bkg",
-              "miss": "Miss"}  # fmt: skip
+TIDE_NAMES = {
+    "cls": "Cls",
+    "loc": "Loc",
+    "both": "Both",
+    "dupe": "Dupe",
+    "bkg": "Bkg",
+    "miss": "Miss",
+}
 CASE_CLASSES = ("car", "van", "pedestrian", "bus")
 #: ``--clock cpu`` (default): this process's CPU time, what the single-threaded code takes on an
 #: idle core (the 2-core VM is shared by several jobs); ``--clock wall``: elapsed time.
@@ -61,12 +67,17 @@ def synthetic_case(seed: int, images: int) -> tuple[DatasetInfo, list[ImageRecor
         boxes = np.concatenate([xy, xy + wh], 1)
         records.append(
             ImageRecord(
-                f"case{i:04d}", Path(f"/nonexistent/case{i:04d}.jpg"), 800, 600,
-                boxes=boxes.astype(np.float64), labels=rng.integers(0, 4, n).astype(np.int64),
-                ignore=np.zeros(n, bool), truncation=np.zeros(n, np.int64),
+                f"case{i:04d}",
+                Path(f"/nonexistent/case{i:04d}.jpg"),
+                800,
+                600,
+                boxes=boxes.astype(np.float64),
+                labels=rng.integers(0, 4, n).astype(np.int64),
+                ignore=np.zeros(n, bool),
+                truncation=np.zeros(n, np.int64),
                 occlusion=np.zeros(n, np.int64),
             )
-        )  # fmt: skip
+        )
     return info, records
 
 
@@ -101,8 +112,10 @@ def generate_detections(
         scores = np.concatenate([rng.uniform(0.3, 1.0, len(src)), rng.uniform(0.0, 0.7, num_bg)])
         order = np.argsort(-scores, kind="stable")[:max_per_image]
         predictions[r.image_id] = {
-            "boxes": boxes[order], "scores": scores[order], "labels": lab[order].astype(np.int64),
-        }  # fmt: skip
+            "boxes": boxes[order],
+            "scores": scores[order],
+            "labels": lab[order].astype(np.int64),
+        }
     return predictions
 
 
@@ -116,14 +129,19 @@ def tidecv_errors(info, records, predictions, max_dets: int = 100) -> tuple[dict
     gt, dt = Data("gt", max_dets=max_dets), Data("ssabnet")
     for image_int, r in enumerate(sorted(records, key=lambda r: r.image_id)):
         keep = r.evaluated
-        for box, label in zip(boxes_xyxy_to_xywh(np.asarray(r.boxes, np.float64)[keep]),
-                              r.labels[keep], strict=True):  # fmt: skip
+        for box, label in zip(
+            boxes_xyxy_to_xywh(np.asarray(r.boxes, np.float64)[keep]), r.labels[keep], strict=True
+        ):
             gt.add_ground_truth(image_int, int(label), box=[float(v) for v in box])
         pred = predictions.get(r.image_id)
         if pred is None:
             continue
-        for box, label, score in zip(boxes_xyxy_to_xywh(np.asarray(pred["boxes"], np.float64)),
-                                     pred["labels"], pred["scores"], strict=True):  # fmt: skip
+        for box, label, score in zip(
+            boxes_xyxy_to_xywh(np.asarray(pred["boxes"], np.float64)),
+            pred["labels"],
+            pred["scores"],
+            strict=True,
+        ):
             dt.add_detection(image_int, int(label), float(score), box=[float(v) for v in box])
     tide = TIDE()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -202,8 +220,10 @@ def main() -> None:
         print(f"max |tidecv - ssabnet --tide-compat| = {diff:.2e} (AP units)")
         theirs_500, t_tide_500 = tidecv_errors(info, records, predictions, max_dets=500)
         print(_row("tidecv, maxDets 500", theirs_500))
-        print(f"{args.clock} seconds: tidecv with maxDets 500 (same detections as native) "
-              f"{t_tide_500:.2f}")  # fmt: skip
+        print(
+            f"{args.clock} seconds: tidecv with maxDets 500 (same detections as native) "
+            f"{t_tide_500:.2f}"
+        )
     print(
         f"{args.clock} seconds: ssabnet matching {t_match:.2f} + taxonomy {t_tax:.2f} "
         f"(native, maxDets 500); ssabnet --tide-compat {t_compat:.2f} (matching + taxonomy); "

@@ -75,8 +75,12 @@ def peer_step(yaml_name: str, data: dict, num_classes: int):
         boxes.append(torch.cat([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], 1))
         cls.append(target["labels"].float()[:, None])
         idx.append(torch.full((len(xyxy),), float(i)))
-    batch = {"img": images, "batch_idx": torch.cat(idx), "cls": torch.cat(cls),
-             "bboxes": torch.cat(boxes)}  # fmt: skip
+    batch = {
+        "img": images,
+        "batch_idx": torch.cat(idx),
+        "cls": torch.cat(cls),
+        "bboxes": torch.cat(boxes),
+    }
 
     def step() -> float:
         loss, _ = model.loss(batch)
@@ -101,9 +105,14 @@ def run_one(kind: str, name: str, data_path: Path, steps: int, warmup: int, thre
         step()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"model": name if kind == "ours" else f"ultralytics:{name}", "batch": batch,
-            "images_per_s": batch * steps / wall, "s_per_step": wall / steps,
-            "cpu_s_per_step": cpu / steps, "peak_rss_mib": peak_mib}  # fmt: skip
+    return {
+        "model": name if kind == "ours" else f"ultralytics:{name}",
+        "batch": batch,
+        "images_per_s": batch * steps / wall,
+        "s_per_step": wall / steps,
+        "cpu_s_per_step": cpu / steps,
+        "peak_rss_mib": peak_mib,
+    }
 
 
 def main() -> None:
@@ -133,9 +142,20 @@ def main() -> None:
         print("| model | images/s | s/step | CPU s/step | peak RSS (MiB) |")
         print("|---|---|---|---|---|")
         for kind, name in jobs:
-            cmd = [sys.executable, __file__, "--one", kind, name, str(data_path),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup),
-                   "--threads", str(args.threads)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                kind,
+                name,
+                str(data_path),
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--threads",
+                str(args.threads),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"| {name} | failed: {proc.stderr.strip().splitlines()[-1]} | | | |")

@@ -41,8 +41,16 @@ from pathlib import Path
 
 #: The toolkit's outputs, in the order of ``calcAccuracy``'s return values.
 TOOLKIT_KEYS = ("AP", "AP50", "AP75", "AR1", "AR10", "AR100", "AR500")
-REQUIRED = ("saveAnnoRes.m", "calcAccuracy.m", "evalRes.m", "compOas.m", "VOCap.m",
-            "dropObjectsInIgr.m", "createIntImg.m", "findImageList.m")  # fmt: skip
+REQUIRED = (
+    "saveAnnoRes.m",
+    "calcAccuracy.m",
+    "evalRes.m",
+    "compOas.m",
+    "VOCap.m",
+    "dropObjectsInIgr.m",
+    "createIntImg.m",
+    "findImageList.m",
+)
 
 DRIVER = """\
 addpath('{shim}');
@@ -121,23 +129,33 @@ def run_toolkit(
         (work / "mean2" / "mean2.m").write_text("function y = mean2(x)\n  y = mean(x(:));\nend\n")
         sep = os.sep
         driver = DRIVER.format(
-            shim=work, utils=utils.resolve(), gt=f"{Path(gt_root).resolve() / 'annotations'}{sep}",
-            res=f"{Path(results).resolve()}{sep}", img=f"{Path(gt_root).resolve() / 'images'}{sep}",
-        )  # fmt: skip
+            shim=work,
+            utils=utils.resolve(),
+            gt=f"{Path(gt_root).resolve() / 'annotations'}{sep}",
+            res=f"{Path(results).resolve()}{sep}",
+            img=f"{Path(gt_root).resolve() / 'images'}{sep}",
+        )
         (work / "run_toolkit.m").write_text(driver)
         start, cpu_start = time.perf_counter(), _children_cpu()
         proc = subprocess.run(
             [exe, "--no-gui", "--quiet", "--no-window-system", str(work / "run_toolkit.m")],
-            capture_output=True, text=True, timeout=timeout, cwd=work,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=work,
+        )
         seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu_start
     match = re.search(r"^TOOLKIT_RESULT (\d+) (.+)$", proc.stdout, re.MULTILINE)
     if proc.returncode != 0 or match is None:
         tail = (proc.stdout + proc.stderr)[-2000:]
         raise RuntimeError(f"the toolkit failed under {exe} (exit {proc.returncode}):\n{tail}")
     values = [float(v) / 100.0 for v in match.group(2).split()]
-    return {"metrics": dict(zip(TOOLKIT_KEYS, values, strict=True)),
-            "images": int(match.group(1)), "seconds": seconds, "cpu_seconds": cpu}  # fmt: skip
+    return {
+        "metrics": dict(zip(TOOLKIT_KEYS, values, strict=True)),
+        "images": int(match.group(1)),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+    }
 
 
 def run_ours(gt_root: Path, results: Path, images: list[str] | None = None) -> dict:
@@ -153,8 +171,12 @@ def run_ours(gt_root: Path, results: Path, images: list[str] | None = None) -> d
     evaluator.process(predictions)
     metrics = evaluator.evaluate()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    return {"metrics": {k: metrics[k] for k in TOOLKIT_KEYS}, "images": len(records),
-            "seconds": seconds, "cpu_seconds": cpu}  # fmt: skip
+    return {
+        "metrics": {k: metrics[k] for k in TOOLKIT_KEYS},
+        "images": len(records),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+    }
 
 
 def _result_line(box, score: float, category: int, rng) -> str:
@@ -257,8 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--toolkit", type=Path, help="a copy of the toolkit")
     parser.add_argument("--gt", type=Path, help="VisDrone folder (images/ + annotations/)")
     parser.add_argument("--results", type=Path, help="folder of result txts")
-    parser.add_argument("--images", help="comma-separated image ids, or a JSON file with a list "
-                        "(or an object with an 'images' list)")  # fmt: skip
+    parser.add_argument(
+        "--images",
+        help="comma-separated image ids, or a JSON file with a list "
+        "(or an object with an 'images' list)",
+    )
     parser.add_argument("--octave", help="Octave executable (default: octave-cli or octave)")
     parser.add_argument("--ours", action="store_true", help="also run ssabnet and compare")
     parser.add_argument("--tol", type=float, default=1e-4, help="largest allowed difference")

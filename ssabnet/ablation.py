@@ -80,8 +80,17 @@ PLAN_FILE = "plan.json"
 RUN_FILE = "ablation_run.json"
 BASELINE = "baseline"
 P2_BASELINE = "baseline-p2"  # second reference of the gains tables (the SSA parts' own gain)
-RUN_FIELDS = ("variant", "seed", "kind", "model", "box_loss", "epochs", "imgsz",
-              "train_seconds", "params_m")  # fmt: skip
+RUN_FIELDS = (
+    "variant",
+    "seed",
+    "kind",
+    "model",
+    "box_loss",
+    "epochs",
+    "imgsz",
+    "train_seconds",
+    "params_m",
+)
 
 
 @dataclass(frozen=True)
@@ -315,8 +324,10 @@ def plan_ablation(
         budget |= {"mode": "epochs", "epochs": epochs}
     elif new:
         if launch_world_size() > 1:
-            raise UsageError("--budget-minutes probes speed in one process: under torchrun pass "
-                             "--epochs (e.g. from a single-process plan's plan.json)")  # fmt: skip
+            raise UsageError(
+                "--budget-minutes probes speed in one process: under torchrun pass "
+                "--epochs (e.g. from a single-process plan's plan.json)"
+            )
         train = load_dataset(base.data.train, base.data.format, base.data.skip_invalid)
         val = load_dataset(base.data.val, base.data.format, base.data.skip_invalid)
         probe_cfg = merge(Config(), config)
@@ -374,8 +385,9 @@ def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = 
     if launch_rank() == 0:
         results = pd.read_csv(run_dir / "results.csv")
         if len(results) < cfg.train.epochs:
-            raise RuntimeError(f"{run_dir}: results.csv has {len(results)} of "
-                               f"{cfg.train.epochs} epochs")  # fmt: skip
+            raise RuntimeError(
+                f"{run_dir}: results.csv has {len(results)} of {cfg.train.epochs} epochs"
+            )
         loaded = load_checkpoint(run_dir / "weights" / "last.pt")
         params = sum(p.numel() for p in loaded.model.parameters())
         record = {
@@ -411,8 +423,10 @@ def run_ablation(plan: AblationPlan, progress: bool = True, log=print) -> None:
                 start = time.perf_counter()
                 log(f"[{index}/{total}] {variant} seed {seed} ({plan.epochs[variant]} epochs)")
                 status = train_variant(plan, variant, seed, progress)
-                log(f"[{index}/{total}] {variant} seed {seed}: {status} in "
-                    f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+                log(
+                    f"[{index}/{total}] {variant} seed {seed}: {status} in "
+                    f"{time.perf_counter() - start:.0f} s"
+                )
     finally:
         cleanup_distributed()
 
@@ -507,8 +521,10 @@ def format_report(plan: dict[str, Any] | None, runs: pd.DataFrame, gains: pd.Dat
         train = plan["config"].get("train", {})
         budget = plan.get("budget", {})
         if budget.get("mode") == "minutes":
-            how = (f"{budget['minutes']} min per run, equal {budget.get('equal', 'epochs')} "
-                   f"(epochs from a timed probe)")  # fmt: skip
+            how = (
+                f"{budget['minutes']} min per run, equal {budget.get('equal', 'epochs')} "
+                f"(epochs from a timed probe)"
+            )
         else:
             how = "the same epochs for every variant"
         lines += [
@@ -564,8 +580,7 @@ def _gains_table(reference: str, gains: pd.DataFrame) -> list[str]:
             if math.isnan(r["delta"]):
                 cells.append("–")
                 continue
-            text = (f"{100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, "
-                    f"{100 * r['ci_high']:+.1f}]")  # fmt: skip
+            text = f"{100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"
             outside = r["ci_low"] > 0 or r["ci_high"] < 0
             cells.append(f"**{text}**" if outside else text)
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")

@@ -54,14 +54,24 @@ def app_command(port: int = 8501, headless: bool = True, address: str = "127.0.0
     if not APP_FILE.is_file():
         raise FileNotFoundError(f"app not found at {APP_FILE} (a broken ssabnet installation?)")
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP_FILE),
-        "--server.headless", "true" if headless else "false",
-        "--server.address", address,
-        "--server.port", str(int(port)),
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-        "--server.maxUploadSize", "50",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_FILE),
+        "--server.headless",
+        "true" if headless else "false",
+        "--server.address",
+        address,
+        "--server.port",
+        str(int(port)),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--server.maxUploadSize",
+        "50",
+    ]
 
 
 def start_app(

@@ -47,10 +47,12 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
 
     synth = dsub.add_parser("synth", help="generate synthetic drone scenes (VisDrone format)")
     synth.add_argument(
-        "--out", type=Path, required=True,
+        "--out",
+        type=Path,
+        required=True,
         help="output folder; an existing one is replaced only if it holds synthetic.json (made "
         "by this command) or is empty",
-    )  # fmt: skip
+    )
     synth.add_argument("--num", type=int, default=64, help="number of images")
     synth.add_argument("--seed", type=int, default=0, help="random seed")
     synth.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
@@ -152,8 +154,10 @@ def _data_split(args) -> int:
 
     summary = split_by_sequence(args.data, args.out, args.val_fraction, args.seed)
     for name, part in summary["splits"].items():
-        print(f"{name}: {part['images']} images, {part['objects']} objects, sequences "
-              + ", ".join(f"{s} ({n})" for s, n in part["sequences"].items()))  # fmt: skip
+        print(
+            f"{name}: {part['images']} images, {part['objects']} objects, sequences "
+            + ", ".join(f"{s} ({n})" for s, n in part["sequences"].items())
+        )
     print(f"wrote {args.out / 'train'}, {args.out / 'val'} (symlinks) and split.json")
     return 0
 
@@ -196,41 +200,54 @@ def _add_val_command(sub: argparse._SubParsersAction) -> None:
     )
     source = val.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--predictions", type=Path,
+        "--predictions",
+        type=Path,
         help="another detector's predictions: a COCO / Ultralytics results .json, or a folder of "
         "VisDrone-DET result txts",
-    )  # fmt: skip
+    )
     source.add_argument("--weights", type=Path, help="checkpoint to run on the dataset's images")
     val.add_argument("--data", required=True, help="catalog name, catalog YAML or dataset folder")
     val.add_argument("--format", default="auto", choices=["auto", "visdrone", "uavdt", "coco"])
     val.add_argument(
-        "--pred-format", default="auto", choices=["auto", "coco", "ultralytics", "visdrone"],
+        "--pred-format",
+        default="auto",
+        choices=["auto", "coco", "ultralytics", "visdrone"],
         help="(--predictions) format of the predictions; auto decides by the file and its ids "
         "and prints what it decided",
-    )  # fmt: skip
+    )
     val.add_argument(
         "--class-map",
         help="(--predictions) the file's class ids: offset:K (file id = dataset id + K, e.g. "
         "offset:-1 for 0-based ids) or a YAML/JSON file {file id: class name or id, or null}",
-    )  # fmt: skip
-    val.add_argument("--out", type=Path, default=None,
-                     help="metrics.json path (default metrics.json; not with --run)")  # fmt: skip
+    )
     val.add_argument(
-        "--run", type=Path,
+        "--out",
+        type=Path,
+        default=None,
+        help="metrics.json path (default metrics.json; not with --run)",
+    )
+    val.add_argument(
+        "--run",
+        type=Path,
         help="(--predictions) write a run folder the app, FiftyOne and comparisons take "
         "(metrics, matching tables, predictions, run card)",
-    )  # fmt: skip
+    )
     val.add_argument("--name", help="(--run) the detector's name (default: the folder's name)")
     val.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="replace an imported run (--run), or existing metrics, matching tables and "
         "--save-predictions",
-    )  # fmt: skip
+    )
     val.add_argument("--backend", default="faster", choices=["faster", "pycocotools"])
     val.add_argument("--protocol", default="coco", choices=["coco", "visdrone-official"])
     val.add_argument("--max-det", type=int, default=MAX_DET, help="detections kept per image")
-    val.add_argument("--imgsz", type=int, default=None,
-                     help="(--weights) input size (default: the training imgsz)")  # fmt: skip
+    val.add_argument(
+        "--imgsz",
+        type=int,
+        default=None,
+        help="(--weights) input size (default: the training imgsz)",
+    )
     val.add_argument("--device", default="cpu", help="(--weights) torch device")
     val.add_argument("--json", action="store_true", help="print metrics as JSON, not a table")
     val.add_argument(
@@ -265,16 +282,23 @@ def _val_predictions_from_weights(args, dataset):
     imgsz = _inference_imgsz(args.imgsz, loaded)
     records = dataset.records
     predictions = predict(
-        loaded, [r.image_path for r in records], image_ids=[r.image_id for r in records],
-        imgsz=imgsz, device=args.device, max_det=args.max_det,
-    )  # fmt: skip
+        loaded,
+        [r.image_path for r in records],
+        image_ids=[r.image_id for r in records],
+        imgsz=imgsz,
+        device=args.device,
+        max_det=args.max_det,
+    )
     return predictions, imgsz
 
 
 def _check_val_args(args) -> None:
     if args.predictions is None:
-        for flag, value in (("--run", args.run), ("--class-map", args.class_map),
-                            ("--name", args.name)):  # fmt: skip
+        for flag, value in (
+            ("--run", args.run),
+            ("--class-map", args.class_map),
+            ("--name", args.name),
+        ):
             if value is not None:
                 raise UsageError(f"{flag} goes with --predictions, not --weights")
         if args.pred_format != "auto":
@@ -303,9 +327,11 @@ def _check_val_outputs(args) -> None:
         check_output_files_in(out.parent, [DETS_FILE, GTS_FILE], overwrite=args.overwrite)
     if args.save_predictions is not None:
         check_output_file(
-            args.save_predictions, overwrite=args.overwrite, option="--save-predictions",
+            args.save_predictions,
+            overwrite=args.overwrite,
+            option="--save-predictions",
             example="predictions.json",
-        )  # fmt: skip
+        )
 
 
 def _cmd_val(args) -> int:
@@ -333,16 +359,26 @@ def _cmd_val(args) -> int:
             print(f"wrote {args.save_predictions}")
     if args.run is not None:
         imported = import_predictions(
-            args.predictions, dataset, args.run, dataset_spec=args.data, name=args.name,
-            max_dets=args.max_det, backend=args.backend, overwrite=args.overwrite, loaded=loaded,
-        )  # fmt: skip
+            args.predictions,
+            dataset,
+            args.run,
+            dataset_spec=args.data,
+            name=args.name,
+            max_dets=args.max_det,
+            backend=args.backend,
+            overwrite=args.overwrite,
+            loaded=loaded,
+        )
         metrics = imported.metrics
         written = [f"run {imported.path} ({imported.card['detector']}, imported)"]
     else:
         evaluator = Evaluator(
-            dataset.info, dataset.records, protocol=args.protocol, backend=args.backend,
+            dataset.info,
+            dataset.records,
+            protocol=args.protocol,
+            backend=args.backend,
             max_dets=args.max_det,
-        )  # fmt: skip
+        )
         evaluator.process(predictions)
         metrics = evaluator.evaluate()
         if imgsz is not None:
@@ -615,9 +651,15 @@ def _predict(args: argparse.Namespace) -> int:
     from ssabnet.evaluation.results_io import write_coco_results
 
     check_inference_params(
-        imgsz=args.imgsz, conf=args.conf, iou=args.iou, max_det=args.max_det,
-        slice_size=args.slice, overlap=args.overlap, merge=args.merge, batch=args.batch,
-    )  # fmt: skip
+        imgsz=args.imgsz,
+        conf=args.conf,
+        iou=args.iou,
+        max_det=args.max_det,
+        slice_size=args.slice,
+        overlap=args.overlap,
+        merge=args.merge,
+        batch=args.batch,
+    )
     loaded = load_checkpoint(args.weights, args.device)
     files = list_sources(args.source)
     ids = [p.stem for p in files]
@@ -672,9 +714,12 @@ def _add_fiftyone_commands(sub: argparse._SubParsersAction) -> None:
     index = fsub.add_parser("index", help="index a dataset and prediction files into FiftyOne")
     index.add_argument("--data", required=True, help="catalog name, catalog YAML or folder")
     index.add_argument(
-        "--pred", action="append", default=[], metavar="[FIELD=]RESULTS.json",
+        "--pred",
+        action="append",
+        default=[],
+        metavar="[FIELD=]RESULTS.json",
         help="COCO results file (repeatable); field name from the run folder unless FIELD= given",
-    )  # fmt: skip
+    )
     index.add_argument("--name", required=True, help="FiftyOne dataset name")
     index.add_argument("--eval", action="store_true", help="run FiftyOne's COCO evaluation too")
     index.add_argument("--persistent", action="store_true", help="keep the dataset after exit")
@@ -711,9 +756,13 @@ def _fiftyone_index(args) -> int:
             raise UsageError(f"two --pred files map to field {field!r}; name them FIELD=path")
         predictions[field] = path
     dataset = sfo.index_dataset(
-        args.data, predictions, args.name, evaluate=args.eval, persistent=args.persistent,
+        args.data,
+        predictions,
+        args.name,
+        evaluate=args.eval,
+        persistent=args.persistent,
         max_samples=args.max_samples,
-    )  # fmt: skip
+    )
     meta = dataset.info.get("ssabnet", {})
     print(f"FiftyOne dataset {args.name!r}: {len(dataset)} samples, fields {list(predictions)}")
     for field in predictions:
@@ -806,25 +855,36 @@ def _add_ablate_command(sub: argparse._SubParsersAction) -> None:
     )
     ablate.add_argument("--data", help="dataset NAME|PATH, as for 'ssabnet train'")
     ablate.add_argument("--val-data", help="reported split (default: derived from --data)")
-    ablate.add_argument("--variants", default="baseline,ssa,sabl,ssa+sabl",
-                        help="comma list of baseline, ssa, sabl, ssa+sabl")  # fmt: skip
+    ablate.add_argument(
+        "--variants",
+        default="baseline,ssa,sabl,ssa+sabl",
+        help="comma list of baseline, ssa, sabl, ssa+sabl",
+    )
     ablate.add_argument("--seeds", default="3", help="a count (0..N-1) or a comma list")
     ablate.add_argument("--scale", default="n", choices=["n", "s", "m"], help="model scale")
     budget = ablate.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="the same epochs for every run")
-    budget.add_argument("--budget-minutes", type=float,
-                        help="minutes per run, converted to epochs by a timed probe")  # fmt: skip
-    ablate.add_argument("--equal", choices=["epochs", "time"], default="epochs",
-                        help="with --budget-minutes: every variant gets the slowest one's "
-                        "epochs (epochs) or its own (time)")  # fmt: skip
+    budget.add_argument(
+        "--budget-minutes", type=float, help="minutes per run, converted to epochs by a timed probe"
+    )
+    ablate.add_argument(
+        "--equal",
+        choices=["epochs", "time"],
+        default="epochs",
+        help="with --budget-minutes: every variant gets the slowest one's "
+        "epochs (epochs) or its own (time)",
+    )
     ablate.add_argument("--imgsz", type=int, help="square input size (multiple of 32)")
     ablate.add_argument("--batch", type=int, help="global batch size")
     ablate.add_argument("--device", help="cpu | cuda | cuda:<index>")
     ablate.add_argument("--workers", type=int, help="data-loading worker processes")
     ablate.add_argument("--out", type=Path, default=Path("runs/ablation"), help="output folder")
     ablate.add_argument("--config", help="base experiment YAML (changes from the defaults)")
-    ablate.add_argument("--report-only", action="store_true",
-                        help="only (re)write the report from the runs in --out")  # fmt: skip
+    ablate.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only (re)write the report from the runs in --out",
+    )
     ablate.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     ablate.add_argument("--no-progress", action="store_true", help="no progress bars")
     ablate.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.005")
@@ -842,10 +902,15 @@ def _ablate(args: argparse.Namespace) -> int:
         if args.epochs is None and args.budget_minutes is None:
             raise UsageError("give --epochs N or --budget-minutes M (the budget of every run)")
         plan = ablation.plan_ablation(
-            cfg, args.out, ablation.parse_variants(args.variants),
-            ablation.parse_seeds(args.seeds), args.scale,
-            epochs=args.epochs, budget_minutes=args.budget_minutes, equal=args.equal,
-        )  # fmt: skip
+            cfg,
+            args.out,
+            ablation.parse_variants(args.variants),
+            ablation.parse_seeds(args.seeds),
+            args.scale,
+            epochs=args.epochs,
+            budget_minutes=args.budget_minutes,
+            equal=args.equal,
+        )
         print("epochs per run: " + ", ".join(f"{k} {v}" for k, v in plan.epochs.items()))
         ablation.run_ablation(plan, progress=not args.no_progress)
     if launch_rank() != 0:
@@ -873,11 +938,19 @@ def _runs_list(args) -> int:
 
     infos = discover_runs(args.runs)
     rows = [
-        {"name": i.name, "kind": i.kind, "model": i.model, "dataset": i.dataset, "AP": i.ap,
-         "splits": list(i.splits), "weights": str(i.weights) if i.weights else None,
-         "path": str(i.path), "problem": i.problem}
+        {
+            "name": i.name,
+            "kind": i.kind,
+            "model": i.model,
+            "dataset": i.dataset,
+            "AP": i.ap,
+            "splits": list(i.splits),
+            "weights": str(i.weights) if i.weights else None,
+            "path": str(i.path),
+            "problem": i.problem,
+        }
         for i in infos
-    ]  # fmt: skip
+    ]
     if args.json:
         _print_json(rows)
         return 0
@@ -902,11 +975,17 @@ def _add_app_command(sub: argparse._SubParsersAction) -> None:
         "confined to the runs folder and the data roots.",
     )
     app.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder to browse")
-    app.add_argument("--data", help="catalog name or dataset folder for images (default: each "
-                     "run's validation data)")  # fmt: skip
-    app.add_argument("--data-root", type=Path, action="append", default=[],
-                     help="folder datasets may be read from (repeatable; default $SSABNET_DATA "
-                     "or data)")  # fmt: skip
+    app.add_argument(
+        "--data",
+        help="catalog name or dataset folder for images (default: each run's validation data)",
+    )
+    app.add_argument(
+        "--data-root",
+        type=Path,
+        action="append",
+        default=[],
+        help="folder datasets may be read from (repeatable; default $SSABNET_DATA or data)",
+    )
     app.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1")
     app.add_argument("--compare", default="", help="runs preselected for comparison: A,B[,...]")
     app.add_argument("--headless", action="store_true", help="do not open a browser")
@@ -918,9 +997,13 @@ def _app(args: argparse.Namespace) -> int:
 
     compare = [name.strip() for name in args.compare.split(",") if name.strip()]
     return launch_app(
-        args.runs, args.data, port=args.port, compare=compare, data_roots=args.data_root,
+        args.runs,
+        args.data,
+        port=args.port,
+        compare=compare,
+        data_roots=args.data_root,
         headless=args.headless,
-    )  # fmt: skip
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -284,9 +284,19 @@ def index_fiftyone(out: Path, val_spec: str) -> tuple[str, str | None]:
 def launch_app(out: Path, val_spec: str, port: int) -> int:
     """Start the Streamlit app (blocks until Ctrl-C) with both runs preselected."""
     command = [
-        sys.executable, "-m", "ssabnet", "app", "--runs", str(out), "--data", val_spec,
-        "--compare", ",".join(RUN_NAMES), "--port", str(port),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "ssabnet",
+        "app",
+        "--runs",
+        str(out),
+        "--data",
+        val_spec,
+        "--compare",
+        ",".join(RUN_NAMES),
+        "--port",
+        str(port),
+    ]
     print("starting the app: " + " ".join(command[2:]) + "  (Ctrl-C to stop)", flush=True)
     try:
         return subprocess.call(command)

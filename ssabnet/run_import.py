@@ -121,8 +121,9 @@ def import_predictions(
     source = Path(source)
     if loaded is None:
         loaded = load_predictions(source, dataset, pred_format, class_map)
-    evaluator = Evaluator(dataset.info, dataset.records, protocol="coco", backend=backend,
-                          max_dets=max_dets)  # fmt: skip
+    evaluator = Evaluator(
+        dataset.info, dataset.records, protocol="coco", backend=backend, max_dets=max_dets
+    )
     evaluator.process(loaded.predictions)
     metrics = evaluator.evaluate()
     card = {

@@ -296,8 +296,11 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def card_config(card: dict[str, Any]) -> dict[str, Any]:
     """The config view of an imported run: ``model.name`` and ``data.val`` from its card."""
-    return {"model": {"name": card.get("detector", "?")}, "loss": {"box": "-"},
-            "data": {"val": card.get("dataset")}}  # fmt: skip
+    return {
+        "model": {"name": card.get("detector", "?")},
+        "loss": {"box": "-"},
+        "data": {"val": card.get("dataset")},
+    }
 
 
 def _weights(path: Path) -> Path | None:
@@ -351,9 +354,19 @@ def run_info(path: str | Path, name: str | None = None) -> RunInfo:
         for s in SPLITS
     )
     return RunInfo(
-        name or path.name, path, model, box, epochs, splits, has_matches, _weights(path), problem,
-        kind, None if dataset is None else str(dataset), _first_ap(path, splits),
-    )  # fmt: skip
+        name or path.name,
+        path,
+        model,
+        box,
+        epochs,
+        splits,
+        has_matches,
+        _weights(path),
+        problem,
+        kind,
+        None if dataset is None else str(dataset),
+        _first_ap(path, splits),
+    )
 
 
 def discover_runs(root: str | Path, max_depth: int = _MAX_DEPTH) -> list[RunInfo]:
@@ -526,8 +539,15 @@ def compare_metrics(runs: list[Run], reference: str) -> pd.DataFrame:
             continue
         for key in SUMMARY_METRICS:
             value, ref = _value(run.metrics, key), _value(ref_metrics, key)
-            rows.append({"run": run.name, "metric": key, "value": value, "reference": ref,
-                         "delta": value - ref})  # fmt: skip
+            rows.append(
+                {
+                    "run": run.name,
+                    "metric": key,
+                    "value": value,
+                    "reference": ref,
+                    "delta": value - ref,
+                }
+            )
     return pd.DataFrame(rows, columns=["run", "metric", "value", "reference", "delta"])
 
 

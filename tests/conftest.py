@@ -70,7 +70,17 @@ def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ssabnet.cli import main
 
     out = tmp_path_factory.mktemp("demo")
-    code = main(["demo", "--no-app", "--no-fiftyone", "--budget", "tiny", "--no-progress",
-                 "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "demo",
+            "--no-app",
+            "--no-fiftyone",
+            "--budget",
+            "tiny",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, "ssabnet demo failed"
     return out

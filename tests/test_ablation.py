@@ -42,9 +42,13 @@ def test_variants_are_the_two_factors():
 
 
 def test_ssa_part_variants_add_or_remove_one_part_with_the_baseline_loss():
-    expect = {"baseline-p2": "baseline-s-p2", "p2+fade": "baseline-s-p2-fade",
-              "p2+blur": "baseline-s-p2-blur", "ssa-nearest": "ssabnet-s-nearest",
-              "ssa-noalign": "ssabnet-s-noalign"}  # fmt: skip
+    expect = {
+        "baseline-p2": "baseline-s-p2",
+        "p2+fade": "baseline-s-p2-fade",
+        "p2+blur": "baseline-s-p2-blur",
+        "ssa-nearest": "ssabnet-s-nearest",
+        "ssa-noalign": "ssabnet-s-noalign",
+    }
     for name, model in expect.items():
         cfg = merge(Config(), VARIANTS[name].overrides("s"))
         assert cfg.model.name == model
@@ -76,8 +80,15 @@ def test_budget_epochs_equal_epochs_or_time():
 
 
 def _base(synthetic_root: Path, **train) -> Config:
-    recipe = {"imgsz": 320, "batch": 4, "workers": 0, "mosaic": 0.0, "close_mosaic": 0,
-              "optimizer": "adamw", "lr": 0.002} | train  # fmt: skip
+    recipe = {
+        "imgsz": 320,
+        "batch": 4,
+        "workers": 0,
+        "mosaic": 0.0,
+        "close_mosaic": 0,
+        "optimizer": "adamw",
+        "lr": 0.002,
+    } | train
     data = {"train": str(synthetic_root / "train"), "val": str(synthetic_root / "val")}
     return merge(Config(), {"data": data, "train": recipe})
 
@@ -119,11 +130,31 @@ def test_budget_minutes_probes_each_variant(synthetic_root: Path, tmp_path: Path
 def ablation_out(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``ssabnet ablate`` with two variants x two seeds, 1 epoch each, on the synthetic data."""
     out = tmp_path_factory.mktemp("ablation")
-    code = main([
-        "ablate", "--data", str(synthetic_root), "--variants", "baseline,sabl", "--seeds", "2",
-        "--epochs", "1", "--imgsz", "320", "--batch", "4", "--workers", "0", "--out", str(out),
-        "--no-progress", "--n-boot", "100", "train.mosaic=0",
-    ])  # fmt: skip
+    code = main(
+        [
+            "ablate",
+            "--data",
+            str(synthetic_root),
+            "--variants",
+            "baseline,sabl",
+            "--seeds",
+            "2",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "320",
+            "--batch",
+            "4",
+            "--workers",
+            "0",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--n-boot",
+            "100",
+            "train.mosaic=0",
+        ]
+    )
     assert code == 0
     return out
 
@@ -132,8 +163,11 @@ def ablation_out(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory)
 def test_ablate_writes_runs_and_report(ablation_out: Path):
     runs = pd.read_csv(ablation_out / "results.csv")
     assert sorted(zip(runs["variant"], runs["seed"], strict=True)) == [
-        ("baseline", 0), ("baseline", 1), ("sabl", 0), ("sabl", 1)
-    ]  # fmt: skip
+        ("baseline", 0),
+        ("baseline", 1),
+        ("sabl", 0),
+        ("sabl", 1),
+    ]
     assert set(runs["box_loss"]) == {"ciou", "sabl"} and (runs["epochs"] == 1).all()
     assert (runs["params_m"] > 1).all() and (runs["train_seconds"] > 0).all()
     for run_dir in runs["run_dir"]:
@@ -149,8 +183,10 @@ def test_ablate_writes_runs_and_report(ablation_out: Path):
     assert set(gains["variant"]) == {"sabl"}
     assert {"all", "very_tiny", "tiny", "small"} <= set(gains["bucket"])
     finite = gains.dropna(subset=["delta"])
-    assert ((finite["ci_low"] <= finite["delta"] + 1e-12)
-            & (finite["delta"] <= finite["ci_high"] + 1e-12)).all()  # fmt: skip
+    assert (
+        (finite["ci_low"] <= finite["delta"] + 1e-12)
+        & (finite["delta"] <= finite["ci_high"] + 1e-12)
+    ).all()
     report = (ablation_out / "results.md").read_text()
     assert (
         "| baseline | baseline-n | 2 | 1 |" in report and "| sabl | baseline-n | 2 | 1 |" in report
@@ -165,11 +201,31 @@ def test_rerun_skips_and_finishes_an_interrupted_run(
     weights = ablation_out / "sabl" / "seed1" / "weights" / "last.pt"
     before = weights.stat().st_mtime_ns
     (ablation_out / "sabl" / "seed1" / RUN_FILE).unlink()  # as if killed before the record
-    code = main([
-        "ablate", "--data", str(synthetic_root), "--variants", "baseline,sabl", "--seeds", "2",
-        "--epochs", "1", "--imgsz", "320", "--batch", "4", "--workers", "0",
-        "--out", str(ablation_out), "--no-progress", "--n-boot", "50", "train.mosaic=0",
-    ])  # fmt: skip
+    code = main(
+        [
+            "ablate",
+            "--data",
+            str(synthetic_root),
+            "--variants",
+            "baseline,sabl",
+            "--seeds",
+            "2",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "320",
+            "--batch",
+            "4",
+            "--workers",
+            "0",
+            "--out",
+            str(ablation_out),
+            "--no-progress",
+            "--n-boot",
+            "50",
+            "train.mosaic=0",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert out.count(": skipped in") == 3 and out.count(": resumed in") == 1
@@ -209,12 +265,22 @@ def test_report_has_one_gains_table_per_reference():
     from ssabnet.ablation import format_report
 
     rows = [
-        {"reference": ref, "variant": var, "bucket": bucket, "ap_ref": 0.2, "ap_variant": 0.25,
-         "delta": 0.05, "ci_low": 0.01, "ci_high": 0.09, "p_value": 0.01, "n_gt": 10}
+        {
+            "reference": ref,
+            "variant": var,
+            "bucket": bucket,
+            "ap_ref": 0.2,
+            "ap_variant": 0.25,
+            "delta": 0.05,
+            "ci_low": 0.01,
+            "ci_high": 0.09,
+            "p_value": 0.01,
+            "n_gt": 10,
+        }
         for ref, variants in (("baseline", ("baseline-p2", "ssa")), ("baseline-p2", ("ssa",)))
         for var in variants
         for bucket in ("all", "tiny")
-    ]  # fmt: skip
+    ]
     text = format_report(None, pd.DataFrame(), pd.DataFrame(rows))
     assert "AP50 gain over `baseline` (" in text and "AP50 gain over `baseline-p2` (" in text
     second = text.split("AP50 gain over `baseline-p2`")[1]

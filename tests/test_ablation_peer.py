@@ -34,13 +34,19 @@ def _parse(text: str) -> np.ndarray:
 
 def test_labels_keep_only_evaluated_objects(peer, tmp_path: Path):
     record = ImageRecord(
-        "x", tmp_path / "x.jpg", width=100, height=50,
-        boxes=np.array([[10, 10, 30, 20], [0, 0, 5, 5], [50, 20, 70, 40], [90, 40, 101, 51],
-                        [40, 40, 40, 45]], np.float32),
+        "x",
+        tmp_path / "x.jpg",
+        width=100,
+        height=50,
+        boxes=np.array(
+            [[10, 10, 30, 20], [0, 0, 5, 5], [50, 20, 70, 40], [90, 40, 101, 51], [40, 40, 40, 45]],
+            np.float32,
+        ),
         labels=np.array([3, 0, -1, 9, 2]),
         ignore=np.array([False, True, False, False, False]),
-        truncation=np.zeros(5, np.int64), occlusion=np.zeros(5, np.int64),
-    )  # fmt: skip
+        truncation=np.zeros(5, np.int64),
+        occlusion=np.zeros(5, np.int64),
+    )
     text, dropped = peer.yolo_labels(record)
     rows = _parse(text)
     # the ignored object, the class -1 object and the zero-width box are dropped
@@ -89,12 +95,17 @@ def test_differences_list_only_what_the_recipe_leaves_different(peer, synthetic_
 
     plain = topics(Config())
     assert {"assigner candidates", "assigner overlap", "loss scale", "lr schedule"} <= plain
-    assert any("shorter than 8 px" in d for d in
-               peer.differences(Config(), args, train, "shared", [4, 8, 16, 32]))  # fmt: skip
-    parity = merge(Config(), {
-        "loss": {"assigner_widen_tiny": True, "assigner_metric": "ciou"},
-        "train": {"loss_times_batch": True, "lr_step": "epoch"},
-    })  # fmt: skip
+    assert any(
+        "shorter than 8 px" in d
+        for d in peer.differences(Config(), args, train, "shared", [4, 8, 16, 32])
+    )
+    parity = merge(
+        Config(),
+        {
+            "loss": {"assigner_widen_tiny": True, "assigner_metric": "ciou"},
+            "train": {"loss_times_batch": True, "lr_step": "epoch"},
+        },
+    )
     left = topics(parity)
     assert not left & {"assigner candidates", "assigner overlap", "loss scale", "lr schedule"}
     assert "augmentation code" in left  # always: ultralytics' own augmentation code

@@ -29,17 +29,24 @@ def case(synthetic_root, tmp_path_factory):
             w, h = x2 - x1, y2 - y1
             shift = rng.choice([0.0, 0.05, 0.6])  # exact, good, mislocalised
             wrong = rng.random() < 0.15
-            entries.append({
-                "image_id": ids[r.image_id], "score": float(rng.uniform(0.2, 1.0)),
-                "category_id": int((label + 1) % 10 if wrong else label) + 1,
-                "bbox": [x1 + shift * w, y1, w, h],
-            })  # fmt: skip
+            entries.append(
+                {
+                    "image_id": ids[r.image_id],
+                    "score": float(rng.uniform(0.2, 1.0)),
+                    "category_id": int((label + 1) % 10 if wrong else label) + 1,
+                    "bbox": [x1 + shift * w, y1, w, h],
+                }
+            )
         for _ in range(20):
             x, y = rng.uniform(0, 280), rng.uniform(0, 220)
-            entries.append({
-                "image_id": ids[r.image_id], "category_id": int(rng.integers(1, 11)),
-                "bbox": [x, y, 12.0, 10.0], "score": float(rng.uniform(0, 0.5)),
-            })  # fmt: skip
+            entries.append(
+                {
+                    "image_id": ids[r.image_id],
+                    "category_id": int(rng.integers(1, 11)),
+                    "bbox": [x, y, 12.0, 10.0],
+                    "score": float(rng.uniform(0, 0.5)),
+                }
+            )
     preds = tmp_path_factory.mktemp("errors") / "preds.json"
     preds.write_text(json.dumps(entries))
     return root, preds
@@ -80,8 +87,20 @@ def test_run_folder_table_saved_and_not_overwritten(case, tmp_path, capsys):
     run = tmp_path / "run"
     (run / "val" / "best").mkdir(parents=True)
     (run / "config.yaml").write_text("model: {name: baseline-n}\n")
-    assert main(["val", "--predictions", str(preds), "--data", str(root),
-                 "--out", str(run / "val" / "best" / "metrics.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "val",
+                "--predictions",
+                str(preds),
+                "--data",
+                str(root),
+                "--out",
+                str(run / "val" / "best" / "metrics.json"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["errors", "--run", str(run)]) == 0
     out = capsys.readouterr().out
@@ -105,8 +124,20 @@ def test_clear_errors(case, tmp_path, capsys):
     run = tmp_path / "old"
     (run / "val" / "best").mkdir(parents=True)
     (run / "config.yaml").write_text("model: {name: baseline-n}\n")
-    assert main(["val", "--predictions", str(preds), "--data", str(root),
-                 "--out", str(run / "val" / "best" / "metrics.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "val",
+                "--predictions",
+                str(preds),
+                "--data",
+                str(root),
+                "--out",
+                str(run / "val" / "best" / "metrics.json"),
+            ]
+        )
+        == 0
+    )
     dets_file = run / "val" / "best" / "matches_dets.parquet"
     pd.read_parquet(dets_file).drop(columns=["cls_iou"]).to_parquet(dets_file)
     capsys.readouterr()

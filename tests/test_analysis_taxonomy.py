@@ -37,10 +37,16 @@ EMPTY_AREA = np.array([500, 400, 540, 440], np.float32)
 def _record(image_id="img0", boxes=GT_BOXES, labels=GT_LABELS) -> ImageRecord:
     n = len(boxes)
     return ImageRecord(
-        image_id, Path(f"/nonexistent/{image_id}.jpg"), 640, 480, boxes=boxes, labels=labels,
-        ignore=np.zeros(n, bool), truncation=np.zeros(n, np.int64),
+        image_id,
+        Path(f"/nonexistent/{image_id}.jpg"),
+        640,
+        480,
+        boxes=boxes,
+        labels=labels,
+        ignore=np.zeros(n, bool),
+        truncation=np.zeros(n, np.int64),
         occlusion=np.zeros(n, np.int64),
-    )  # fmt: skip
+    )
 
 
 def _tables(dets: list[tuple[np.ndarray, int, float]], records=None):
@@ -120,9 +126,7 @@ def test_small_objects_are_charged_to_their_bucket():
     record = _record(boxes=tiny, labels=np.array([CAR, CAR]))
     # a 12 px box over the 6 px car (IoU 0.25): a loc error on a very tiny object
     report = error_taxonomy(
-        _tables(
-            [(np.array([7, 7, 19, 19], np.float32), CAR, 0.9), (tiny[1], CAR, 0.8)], [record]
-        )  # fmt: skip
+        _tables([(np.array([7, 7, 19, 19], np.float32), CAR, 0.9), (tiny[1], CAR, 0.8)], [record])
     )
     assert report.counts["very_tiny"]["loc"] == 1
     assert report.delta_ap["very_tiny"]["loc"] > 0
@@ -204,8 +208,9 @@ def test_confusion_matrix_rows_are_objects_and_columns_detections():
         assert list(m.index) == ["car", "person", "background"]
         objects = labelled.gts[labelled.gts["error_type"] != "ignored"]["class_name"]
         assert m.drop("background").sum(axis=1).to_dict() == objects.value_counts().to_dict()
-        kept = labelled.dets[(labelled.dets["score"] >= threshold)
-                             & labelled.dets["status"].isin(["tp", "fp"])]  # fmt: skip
+        kept = labelled.dets[
+            (labelled.dets["score"] >= threshold) & labelled.dets["status"].isin(["tp", "fp"])
+        ]
         cols = m.drop(columns="background").sum(axis=0)
         assert cols.to_dict() == kept["class_name"].value_counts().to_dict()
         assert m.loc["background", "background"] == 0

@@ -85,9 +85,13 @@ def test_delta_ap_matches_live_tidecv(ours):
         pytest.skip("no .benchenv (bash benchmarks/setup_peer_env.sh); stored numbers checked")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
-        [str(python), str(SCRIPT), "--case", "7", "40"], capture_output=True, text=True,
-        env=env, check=True, timeout=600,
-    )  # fmt: skip
+        [str(python), str(SCRIPT), "--case", "7", "40"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=600,
+    )
     theirs = json.loads(out.stdout)
     assert theirs == pytest.approx(TIDECV_CASE_7_40, abs=TOLERANCE)  # tidecv itself unchanged
     for key, value in theirs.items():

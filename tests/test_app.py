@@ -163,7 +163,7 @@ def test_feature_maps_page_taps_and_kernels(app_env):
 
 def test_sabl_page_widgets_drive_loss_curves(app_env):
     at = _run("pages/4_SABL_curves.py")
-    loss_fig, grad_fig, mu_fig = _figures(at)
+    loss_fig, _grad_fig, mu_fig = _figures(at)
     assert {t["name"] for t in loss_fig["data"]} == {"iou", "ciou", "nwd", "sabl"}
     table = at.dataframe[0].value
     assert table["gt_size"].unique().tolist() == [12.0]

@@ -37,21 +37,36 @@ MAX_PNG_BYTES = 300_000
 #: the top, CSS selector that must exist inside the page once it rendered)
 SECTIONS = {
     "Error_analysis": [
-        ("error_taxonomy", "//h3[contains(., 'TIDE error types per object size')]",
-         ".js-plotly-plot"),
-        ("error_fp_gallery", "//h3[contains(., 'False positives by type and size')]",
-         '[data-testid="stImage"]'),
-        ("error_missed", "//h3[contains(., 'Missed objects (smallest first)')]",
-         '[data-testid="stImage"]'),
-        ("error_missed_by_a_found_by_b", "//h3[contains(., 'Missed by one run, found by')]",
-         '[data-testid="stImage"]'),
-        ("error_pr_confusion", "//h3[contains(., 'Per-class PR curves and confusion matrix')]",
-         ".js-plotly-plot"),
+        (
+            "error_taxonomy",
+            "//h3[contains(., 'TIDE error types per object size')]",
+            ".js-plotly-plot",
+        ),
+        (
+            "error_fp_gallery",
+            "//h3[contains(., 'False positives by type and size')]",
+            '[data-testid="stImage"]',
+        ),
+        (
+            "error_missed",
+            "//h3[contains(., 'Missed objects (smallest first)')]",
+            '[data-testid="stImage"]',
+        ),
+        (
+            "error_missed_by_a_found_by_b",
+            "//h3[contains(., 'Missed by one run, found by')]",
+            '[data-testid="stImage"]',
+        ),
+        (
+            "error_pr_confusion",
+            "//h3[contains(., 'Per-class PR curves and confusion matrix')]",
+            ".js-plotly-plot",
+        ),
     ],
     "SABL_curves": [
         ("sabl_mu", "(//div[contains(@class, 'js-plotly-plot')])[3]", ".js-plotly-plot"),
     ],
-}  # fmt: skip
+}
 
 
 def _free_port() -> int:
@@ -88,8 +103,9 @@ def _save_small_png(png: bytes, path: Path) -> int:
 @pytest.mark.slow
 def test_every_page_renders_in_chromium(demo_runs, tmp_path):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium "
-                    "chromium-driver)")  # fmt: skip
+        pytest.skip(
+            f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+        )
     os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium-manager download anything
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -104,9 +120,13 @@ def test_every_page_renders_in_chromium(demo_runs, tmp_path):
     port = _free_port()
     log = (tmp_path / "streamlit.log").open("w")
     server = start_app(
-        demo_runs, str(demo_runs / "data" / "val"), port=port,
-        compare=["baseline-n", "ssabnet-n"], stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        demo_runs,
+        str(demo_runs / "data" / "val"),
+        port=port,
+        compare=["baseline-n", "ssabnet-n"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
@@ -132,8 +152,9 @@ def test_every_page_renders_in_chromium(demo_runs, tmp_path):
             wait = WebDriverWait(driver, 90)
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, selector)))
             # the script has finished when Streamlit's status widget is gone
-            wait.until(lambda d: not d.find_elements(
-                By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))  # fmt: skip
+            wait.until(
+                lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+            )
             time.sleep(1.0)  # let Plotly finish drawing
             body = driver.find_element(By.TAG_NAME, "body").text
             assert "Traceback" not in body, f"{name}: {body[:500]}"

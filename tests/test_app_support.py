@@ -130,27 +130,46 @@ def test_broken_runs_give_clear_errors(demo_runs, tmp_path):
 # ----------------------------------------------------------------------------- error analysis
 def _tables() -> MatchTables:
     """Two images, hand-made: 3 TP-able GT (tiny, tiny, medium), 1 ignored GT, 4 detections."""
-    gts = pd.DataFrame({
-        "image_id": ["a", "a", "b", "b"], "gt_index": [0, 1, 0, 1], "label": [0, 0, 1, 0],
-        "class_name": ["car", "car", "van", "car"],
-        "x1": [0.0, 20.0, 0.0, 50.0], "y1": [0.0, 20.0, 0.0, 50.0],
-        "x2": [10.0, 30.0, 40.0, 60.0], "y2": [10.0, 30.0, 40.0, 60.0],
-        "size": [10.0, 10.0, 40.0, 10.0],
-        "size_bucket": ["tiny", "tiny", "medium", "tiny"], "occlusion": [0, 1, 2, 0],
-        "truncation": [0, 0, 0, 0], "status": ["tp", "fn", "tp", "ignore"],
-        "matched": [True, False, True, False], "det_index": [0, -1, 0, -1],
-        "det_score": [0.9, np.nan, 0.6, np.nan], "iou": [0.8, np.nan, 0.7, np.nan],
-    })  # fmt: skip
-    dets = pd.DataFrame({
-        "image_id": ["a", "a", "b", "b"], "det_index": [0, 1, 0, 1], "label": [0, 0, 1, 1],
-        "class_name": ["car", "car", "van", "van"], "score": [0.9, 0.8, 0.6, 0.3],
-        "x1": [0.0, 100.0, 0.0, 100.0], "y1": [0.0, 100.0, 0.0, 100.0],
-        "x2": [10.0, 105.0, 40.0, 140.0], "y2": [10.0, 105.0, 40.0, 140.0],
-        "size": [10.0, 5.0, 40.0, 40.0],
-        "size_bucket": ["tiny", "very_tiny", "medium", "medium"],
-        "status": ["tp", "fp", "tp", "fp"], "tp": [True, False, True, False],
-        "matched_gt": [0, -1, 0, -1], "iou": [0.8, np.nan, 0.7, np.nan],
-    })  # fmt: skip
+    gts = pd.DataFrame(
+        {
+            "image_id": ["a", "a", "b", "b"],
+            "gt_index": [0, 1, 0, 1],
+            "label": [0, 0, 1, 0],
+            "class_name": ["car", "car", "van", "car"],
+            "x1": [0.0, 20.0, 0.0, 50.0],
+            "y1": [0.0, 20.0, 0.0, 50.0],
+            "x2": [10.0, 30.0, 40.0, 60.0],
+            "y2": [10.0, 30.0, 40.0, 60.0],
+            "size": [10.0, 10.0, 40.0, 10.0],
+            "size_bucket": ["tiny", "tiny", "medium", "tiny"],
+            "occlusion": [0, 1, 2, 0],
+            "truncation": [0, 0, 0, 0],
+            "status": ["tp", "fn", "tp", "ignore"],
+            "matched": [True, False, True, False],
+            "det_index": [0, -1, 0, -1],
+            "det_score": [0.9, np.nan, 0.6, np.nan],
+            "iou": [0.8, np.nan, 0.7, np.nan],
+        }
+    )
+    dets = pd.DataFrame(
+        {
+            "image_id": ["a", "a", "b", "b"],
+            "det_index": [0, 1, 0, 1],
+            "label": [0, 0, 1, 1],
+            "class_name": ["car", "car", "van", "van"],
+            "score": [0.9, 0.8, 0.6, 0.3],
+            "x1": [0.0, 100.0, 0.0, 100.0],
+            "y1": [0.0, 100.0, 0.0, 100.0],
+            "x2": [10.0, 105.0, 40.0, 140.0],
+            "y2": [10.0, 105.0, 40.0, 140.0],
+            "size": [10.0, 5.0, 40.0, 40.0],
+            "size_bucket": ["tiny", "very_tiny", "medium", "medium"],
+            "status": ["tp", "fp", "tp", "fp"],
+            "tp": [True, False, True, False],
+            "matched_gt": [0, -1, 0, -1],
+            "iou": [0.8, np.nan, 0.7, np.nan],
+        }
+    )
     return MatchTables(dets, gts)
 
 
@@ -268,9 +287,19 @@ def test_cli_app_arguments_and_missing_runs(tmp_path, capsys):
     from ssabnet.cli import build_parser, main
 
     args = build_parser().parse_args(
-        ["app", "--runs", "r", "--data", "syndrone-demo-val", "--port", "9000",
-         "--compare", "baseline-n,ssabnet-n", "--headless"]
-    )  # fmt: skip
+        [
+            "app",
+            "--runs",
+            "r",
+            "--data",
+            "syndrone-demo-val",
+            "--port",
+            "9000",
+            "--compare",
+            "baseline-n,ssabnet-n",
+            "--headless",
+        ]
+    )
     assert (args.runs, args.port, args.compare, args.headless) == (
         Path("r"),
         9000,

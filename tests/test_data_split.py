@@ -32,8 +32,23 @@ def test_choose_val_sequences():
 
 
 def test_split_real_sample_by_sequence(visdrone_sample_root: Path, tmp_path: Path, capsys):
-    assert main(["data", "split", "--data", str(visdrone_sample_root), "--out",
-                 str(tmp_path), "--val-fraction", "0.25", "--seed", "0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "data",
+                "split",
+                "--data",
+                str(visdrone_sample_root),
+                "--out",
+                str(tmp_path),
+                "--val-fraction",
+                "0.25",
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "val:" in capsys.readouterr().out
     summary = json.loads((tmp_path / "split.json").read_text())
     train_seq = set(summary["splits"]["train"]["sequences"])

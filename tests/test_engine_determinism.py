@@ -31,12 +31,24 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def _train(data: Path, out: Path, workers: int) -> Path:
-    cfg = merge(Config(), {
-        "data": {"train": str(data / "train"), "val": str(data / "val")},
-        "model": {"name": "baseline-n"},
-        "train": {"epochs": 2, "batch": 2, "imgsz": 64, "workers": workers, "out": str(out),
-                  "seed": 7, "warmup_epochs": 0.5, "close_mosaic": 1, "ema_tau": 5.0},
-    })  # fmt: skip
+    cfg = merge(
+        Config(),
+        {
+            "data": {"train": str(data / "train"), "val": str(data / "val")},
+            "model": {"name": "baseline-n"},
+            "train": {
+                "epochs": 2,
+                "batch": 2,
+                "imgsz": 64,
+                "workers": workers,
+                "out": str(out),
+                "seed": 7,
+                "warmup_epochs": 0.5,
+                "close_mosaic": 1,
+                "ema_tau": 5.0,
+            },
+        },
+    )
     return fit(cfg, progress=False)
 
 

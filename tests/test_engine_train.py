@@ -41,14 +41,27 @@ def test_train_then_val_beats_untrained_model(tmp_path):
     generate_dataset(tmp_path / "val", 16, seed=12, size=(160, 160))  # held out: other seed
     _cars_only(tmp_path / "train")
     _cars_only(tmp_path / "val")
-    cfg = merge(Config(), {
-        "data": {"train": str(tmp_path / "train"), "val": str(tmp_path / "val")},
-        "model": {"name": "baseline-n"},
-        "train": {"epochs": 20, "batch": 8, "imgsz": 160, "workers": 1,
-                  "out": str(tmp_path / "run"),
-                  "warmup_epochs": 1.0, "mosaic": 0.0, "close_mosaic": 0, "ema": False,
-                  "lr": 0.01, "val_interval": 20, "seed": 0},
-    })  # fmt: skip
+    cfg = merge(
+        Config(),
+        {
+            "data": {"train": str(tmp_path / "train"), "val": str(tmp_path / "val")},
+            "model": {"name": "baseline-n"},
+            "train": {
+                "epochs": 20,
+                "batch": 8,
+                "imgsz": 160,
+                "workers": 1,
+                "out": str(tmp_path / "run"),
+                "warmup_epochs": 1.0,
+                "mosaic": 0.0,
+                "close_mosaic": 0,
+                "ema": False,
+                "lr": 0.01,
+                "val_interval": 20,
+                "seed": 0,
+            },
+        },
+    )
     run = fit(cfg, progress=False)
     with (run / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -101,9 +114,14 @@ def _one_step_update(loss_scale: float, grad_clip: float) -> torch.Tensor:
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     opt = Optimization(
-        Net(), lambda out, t: {"loss": out["y"].mean()}, optimizer, scheduler, scaler,
-        grad_clip=grad_clip, loss_scale=loss_scale,
-    )  # fmt: skip
+        Net(),
+        lambda out, t: {"loss": out["y"].mean()},
+        optimizer,
+        scheduler,
+        scaler,
+        grad_clip=grad_clip,
+        loss_scale=loss_scale,
+    )
     terms = train_one_epoch(opt, loader, 0, env, progress=False)
     assert terms["loss"] == pytest.approx(float(start.item()))  # logged loss is not scaled
     return conv.weight.detach() - start

@@ -30,11 +30,15 @@ def mini(tmp_path_factory):
     root = _mini_visdrone(tmp_path_factory.mktemp("val"), [r.image_id for r in records])
     ids = coco_image_ids(records)
     entries = [
-        {"image_id": ids[r.image_id], "category_id": int(label) + 1,
-         "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": 1.0}
+        {
+            "image_id": ids[r.image_id],
+            "category_id": int(label) + 1,
+            "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+            "score": 1.0,
+        }
         for r in records
         for (x1, y1, x2, y2), label in zip(r.boxes[r.evaluated], r.labels[r.evaluated], strict=True)
-    ]  # fmt: skip
+    ]
     return root, entries
 
 
@@ -44,8 +48,17 @@ def test_val_gt_as_predictions(mini, tmp_path, capsys, protocol):
     preds = tmp_path / "preds.json"
     preds.write_text(json.dumps(entries))
     out = tmp_path / "run" / "metrics.json"
-    argv = ["val", "--predictions", str(preds), "--data", str(root), "--out", str(out),
-            "--protocol", protocol]  # fmt: skip
+    argv = [
+        "val",
+        "--predictions",
+        str(preds),
+        "--data",
+        str(root),
+        "--out",
+        str(out),
+        "--protocol",
+        protocol,
+    ]
     assert main(argv) == 0
     metrics = json.loads(out.read_text())
     assert metrics["n_images"] == 3 and metrics["protocol"] == protocol
@@ -69,8 +82,9 @@ def test_val_rejects_a_malformed_file_with_one_line(mini, tmp_path, capsys):
     bad = [*entries[:5], {**entries[5], "score": float("nan")}]
     preds = tmp_path / "preds.json"
     preds.write_text(json.dumps(bad))
-    code = main(["val", "--predictions", str(preds), "--data", str(root),
-                 "--out", str(tmp_path / "m.json")])  # fmt: skip
+    code = main(
+        ["val", "--predictions", str(preds), "--data", str(root), "--out", str(tmp_path / "m.json")]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("ssabnet: error: ") and "entry 5" in err and "score is NaN" in err

@@ -140,9 +140,15 @@ def test_detections_and_gt_in_ignore_regions_change_nothing(sample):
             added += 1
         n = len(boxes)
         extra_records.append(
-            record(r.image_id, boxes, labels, np.r_[r.ignore, np.zeros(n - len(r.ignore), bool)],
-                   r.ignore_regions, (r.width, r.height))
-        )  # fmt: skip
+            record(
+                r.image_id,
+                boxes,
+                labels,
+                np.r_[r.ignore, np.zeros(n - len(r.ignore), bool)],
+                r.ignore_regions,
+                (r.width, r.height),
+            )
+        )
         extra_preds[r.image_id] = p
     assert added > 20
     extra = evaluate(VISDRONE_INFO, extra_records, extra_preds)
@@ -163,8 +169,13 @@ def test_ignore_regions_drop_at_half_area():
 
 def test_truncation_to_max_dets_per_image():
     gt = [[10, 10, 50, 50]]
-    far = np.array([[600 + i % 20 * 10, 600 + i // 20 * 10, 605 + i % 20 * 10, 605 + i // 20 * 10]
-                    for i in range(500)], np.float64)  # fmt: skip
+    far = np.array(
+        [
+            [600 + i % 20 * 10, 600 + i // 20 * 10, 605 + i % 20 * 10, 605 + i // 20 * 10]
+            for i in range(500)
+        ],
+        np.float64,
+    )
     boxes = np.concatenate([far, [[10, 10, 50, 50]]])
     labels = np.zeros(501)
     low_tp = pred(boxes, np.r_[np.full(500, 0.9), 0.1], labels)  # TP is the 501st

@@ -133,8 +133,16 @@ def test_integral_image_rule_vs_exact_geometry():
     # rows/cols 9..12 of which 10..12 are painted: 9/16 >= .5 -> dropped by the toolkit, while
     # its exact overlap with [10,20]^2 is (2 x 2)/16 = .25 -> kept by the COCO rule.
     integral = ignore_region_integral_image(np.array([[10, 10, 10, 10]]), 100, 100)
-    boxes = np.array([[8, 8, 4, 4], [10, 10, 10, 10], [15, 10, 10, 10], [16, 10, 10, 10],
-                      [7.5, 7.5, 4, 4], [50, 50, 5, 5]])  # fmt: skip
+    boxes = np.array(
+        [
+            [8, 8, 4, 4],
+            [10, 10, 10, 10],
+            [15, 10, 10, 10],
+            [16, 10, 10, 10],
+            [7.5, 7.5, 4, 4],
+            [50, 50, 5, 5],
+        ]
+    )
     dropped = in_ignore_regions_integral(boxes, integral, 100, 100)
     assert dropped.tolist() == [True, True, True, False, True, False]
     exact = in_ignore_regions(np.c_[boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], [[10, 10, 20, 20]])
@@ -153,8 +161,9 @@ def test_voc_ap_and_overlap_hand_values():
     assert voc_ap(np.zeros(0), np.zeros(0)) == 0.0
     dt = np.array([[0.0, 0.0, 10.0, 10.0]])
     gt = np.array([[5.0, 0.0, 10.0, 10.0], [5.0, 0.0, 10.0, 10.0], [10.0, 0.0, 5.0, 5.0]])
-    np.testing.assert_allclose(overlap_xywh(dt, gt, np.array([False, True, False])),
-                               [[50 / 150, 0.5, 0.0]])  # fmt: skip
+    np.testing.assert_allclose(
+        overlap_xywh(dt, gt, np.array([False, True, False])), [[50 / 150, 0.5, 0.0]]
+    )
 
 
 def test_official_gt_as_predictions_and_order_independence_on_real_sample():

@@ -35,13 +35,25 @@ TOOLKIT_ENV = "SSABNET_VISDRONE_TOOLKIT"
 
 #: What the toolkit printed (its percentages / 100) for ``--make-case DIR --seed S`` (40 images).
 SEEDED_TOOLKIT = {
-    1: {"AP": 0.054837627004, "AP50": 0.12319877298, "AP75": 0.044358352477,
-        "AR1": 0.025320093327, "AR10": 0.256864999719, "AR100": 0.335344633721,
-        "AR500": 0.351627396413},
-    2: {"AP": 0.032694039904, "AP50": 0.083111946819, "AP75": 0.021224903638,
-        "AR1": 0.020638858454, "AR10": 0.214534990859, "AR100": 0.293962955246,
-        "AR500": 0.311281780259},
-}  # fmt: skip
+    1: {
+        "AP": 0.054837627004,
+        "AP50": 0.12319877298,
+        "AP75": 0.044358352477,
+        "AR1": 0.025320093327,
+        "AR10": 0.256864999719,
+        "AR100": 0.335344633721,
+        "AR500": 0.351627396413,
+    },
+    2: {
+        "AP": 0.032694039904,
+        "AP50": 0.083111946819,
+        "AP75": 0.021224903638,
+        "AR1": 0.020638858454,
+        "AR10": 0.214534990859,
+        "AR100": 0.293962955246,
+        "AR500": 0.311281780259,
+    },
+}
 
 
 def _script():
@@ -81,8 +93,17 @@ def test_stored_toolkit_numbers(shared_data_dir, tmp_path, name):
     if images is not None:
         gt = _gt_subset(gt, images, tmp_path / "gt")
     out = tmp_path / "val" / "metrics.json"
-    argv = ["val", "--predictions", str(reference / name / "results"), "--data", str(gt),
-            "--protocol", "visdrone-official", "--out", str(out)]  # fmt: skip
+    argv = [
+        "val",
+        "--predictions",
+        str(reference / name / "results"),
+        "--data",
+        str(gt),
+        "--protocol",
+        "visdrone-official",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     metrics = json.loads(out.read_text())
     assert metrics["n_images"] == (len(images) if images else 133)

@@ -47,8 +47,14 @@ def gt_entries(ds, image_id=lambda r: r.image_id, category=lambda label, native:
         for box, label in zip(r.boxes, r.labels, strict=True):
             x1, y1, x2, y2 = (float(v) for v in box)
             native = ds.info.native_ids[label]
-            out.append({"image_id": image_id(r), "category_id": category(int(label), native),
-                        "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 1.0})  # fmt: skip
+            out.append(
+                {
+                    "image_id": image_id(r),
+                    "category_id": category(int(label), native),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": 1.0,
+                }
+            )
     return out
 
 
@@ -83,7 +89,9 @@ def test_ultralytics_numeric_stems_score_ap_100(tmp_path, capsys):
     assert loaded.format == "ultralytics"
     assert ap(ds, loaded.predictions) == pytest.approx(1.0)
     # the same ids read as SSABNet positions would be silently wrong: auto refuses to guess
-    with pytest.raises(InputFileError, match="fit two readings.*--pred-format coco.*--pred-format ultralytics"):
+    with pytest.raises(
+        InputFileError, match="fit two readings.*--pred-format coco.*--pred-format ultralytics"
+    ):
         load_predictions(path, ds)
 
 
@@ -181,9 +189,13 @@ def test_bad_entry_is_named(tmp_path, bad, message):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("[]", "no detections"), ("{", "not valid JSON"), ('{"a": 1}', "JSON list"),
-     ('{"images": [], "annotations": []}', "COCO dataset file")],
-)  # fmt: skip
+    [
+        ("[]", "no detections"),
+        ("{", "not valid JSON"),
+        ('{"a": 1}', "JSON list"),
+        ('{"images": [], "annotations": []}', "COCO dataset file"),
+    ],
+)
 def test_bad_file_is_named(tmp_path, text, message):
     path = tmp_path / "p.json"
     path.write_text(text)
@@ -203,10 +215,14 @@ def test_file_order_kept_and_equal_to_the_coco_reader(tmp_path):
 
     rng = np.random.default_rng(0)
     entries = [
-        entry(image_id=int(rng.integers(1, 3)), category_id=int(rng.integers(1, 3)),
-              bbox=[float(v) for v in rng.uniform(0, 50, 4)], score=float(rng.uniform()))
+        entry(
+            image_id=int(rng.integers(1, 3)),
+            category_id=int(rng.integers(1, 3)),
+            bbox=[float(v) for v in rng.uniform(0, 50, 4)],
+            score=float(rng.uniform()),
+        )
         for _ in range(200)
-    ]  # fmt: skip
+    ]
     path = write(tmp_path, entries)
     new = load_predictions(path, NAMED).predictions
     old = read_coco_results(path, NAMED.info, NAMED.records)

@@ -31,8 +31,12 @@ def test_round_trip_predictions_coco_results(tmp_path):
         "b": pred([[10, 20, 30, 40]], [0.3], [0]),
     }
     entries = predictions_to_coco_results(predictions, INFO2, RECORDS)
-    assert entries[0] == {"image_id": 1, "category_id": 2, "bbox": [1.5, 2.25, 3.0, 4.0],
-                          "score": 0.9}  # fmt: skip
+    assert entries[0] == {
+        "image_id": 1,
+        "category_id": 2,
+        "bbox": [1.5, 2.25, 3.0, 4.0],
+        "score": 0.9,
+    }
     assert [e["image_id"] for e in entries] == [1, 1, 2]
     path = write_coco_results(tmp_path / "preds.json", predictions, INFO2, RECORDS)
     back = read_coco_results(path, INFO2, RECORDS)

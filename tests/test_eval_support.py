@@ -14,14 +14,19 @@ from ssabnet.data.record import DatasetInfo, ImageRecord
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VISDRONE_SAMPLE = DATA / "visdrone_sample"
-VISDRONE_VAL_GT = DATA / "visdrone_val_gt"
 VISDRONE_CLASSES = (
-    "pedestrian", "people", "bicycle", "car", "van", "truck", "tricycle", "awning-tricycle",
-    "bus", "motor",
-)  # fmt: skip
+    "pedestrian",
+    "people",
+    "bicycle",
+    "car",
+    "van",
+    "truck",
+    "tricycle",
+    "awning-tricycle",
+    "bus",
+    "motor",
+)
 VISDRONE_INFO = DatasetInfo("visdrone", "visdrone", VISDRONE_CLASSES, tuple(range(1, 11)))
-#: standard VisDrone frame sizes (W, H), smallest first
-VISDRONE_SIZES = ((960, 540), (1360, 765), (1400, 788), (1400, 1050), (1920, 1080), (2000, 1500))
 
 
 def parse_visdrone_annotation(path: Path, width: int, height: int) -> ImageRecord:
@@ -76,21 +81,6 @@ def visdrone_sample_records(limit: int | None = None) -> list[ImageRecord]:
         files = sorted((VISDRONE_SAMPLE / "annotations").glob("*.txt"))
         records = [parse_visdrone_annotation(p, *sizes[p.stem]) for p in files]
     return records[:limit] if limit else records
-
-
-def visdrone_val_records() -> list[ImageRecord]:
-    """VisDrone-val GT (no images): size = smallest standard frame holding every box."""
-    records = []
-    for path in sorted((VISDRONE_VAL_GT / "annotations").glob("*.txt")):
-        probe = parse_visdrone_annotation(path, 1, 1)
-        boxes = np.concatenate([probe.boxes, probe.ignore_regions])
-        need_w, need_h = boxes[:, 2].max(initial=0), boxes[:, 3].max(initial=0)
-        size = next(
-            ((w, h) for w, h in VISDRONE_SIZES if w >= need_w and h >= need_h),
-            (int(np.ceil(need_w)), int(np.ceil(need_h))),
-        )
-        records.append(parse_visdrone_annotation(path, *size))
-    return records
 
 
 def noisy_predictions(

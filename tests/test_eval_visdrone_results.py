@@ -37,10 +37,13 @@ def test_round_trip_with_predict_format(tmp_path):
 
 def test_real_file_quirks_and_file_order(tmp_path):
     # BOM, CRLF, trailing commas, a blank line, rows not sorted by score, an empty file
-    folder = write(tmp_path / "res", {
-        "a.txt": b"\xef\xbb\xbf1,2,3,4,0.1,2,-1,-1,\r\n\r\n10.5,20.25,3,4,0.9,1,-1,-1,\r\n",
-        "b.txt": b"",
-    })  # fmt: skip
+    folder = write(
+        tmp_path / "res",
+        {
+            "a.txt": b"\xef\xbb\xbf1,2,3,4,0.1,2,-1,-1,\r\n\r\n10.5,20.25,3,4,0.9,1,-1,-1,\r\n",
+            "b.txt": b"",
+        },
+    )
     back = read_visdrone_results(folder, INFO2, RECORDS)
     assert back["a"]["scores"].tolist() == [0.1, 0.9]  # file order, not score order
     np.testing.assert_allclose(back["a"]["boxes"], [[1, 2, 4, 6], [10.5, 20.25, 13.5, 24.25]])

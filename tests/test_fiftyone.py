@@ -55,10 +55,19 @@ def mongo_uri(tmp_path_factory):
     port = _free_port()
     log = open(dbpath / "mongod.log", "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
-        [str(_mongod_binary()), "--dbpath", str(dbpath), "--port", str(port),
-         "--bind_ip", "127.0.0.1", "--nounixsocket"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            str(_mongod_binary()),
+            "--dbpath",
+            str(dbpath),
+            "--port",
+            str(port),
+            "--bind_ip",
+            "127.0.0.1",
+            "--nounixsocket",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while True:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
@@ -194,8 +203,12 @@ def test_index_synthetic_counts_eval_and_idempotence(sfo, synthetic_val, synthet
         assert sum(dataset.values("eval_baseline_n_tp")) == int(dets["tp"].sum())
 
     views = dataset.list_saved_views()
-    for view in ("baseline_n_fn_tiny", "baseline_n_fp_by_confidence", "baseline_n_class_car",
-                 "baseline_n_missed_tiny_patches"):  # fmt: skip
+    for view in (
+        "baseline_n_fn_tiny",
+        "baseline_n_fp_by_confidence",
+        "baseline_n_class_car",
+        "baseline_n_missed_tiny_patches",
+    ):
         assert view in views
     missed_tiny = int(
         gts["status"].eq("fn").mul(gts["size_bucket"].isin(["very_tiny", "tiny"])).sum()
@@ -266,16 +279,26 @@ def _write_visdrone(root: Path, rows: list[str], size=(200, 150)) -> None:
 
 def test_size_buckets_at_boundaries(sfo, tmp_path):
     # VisDrone rows: left,top,w,h,score,category,truncation,occlusion. sqrt(w*h) in px:
-    sizes = {(7, 7): "very_tiny", (4, 16): "tiny", (8, 8): "tiny", (16, 16): "small",
-             (8, 32): "small", (32, 32): "medium", (96, 96): "large"}  # fmt: skip
+    sizes = {
+        (7, 7): "very_tiny",
+        (4, 16): "tiny",
+        (8, 8): "tiny",
+        (16, 16): "small",
+        (8, 32): "small",
+        (32, 32): "medium",
+        (96, 96): "large",
+    }
     rows = [f"2,2,{w},{h},1,4,0,{i % 3}" for i, (w, h) in enumerate(sizes)]
     rows.append("150,100,40,40,0,0,0,0")  # an ignored region
     _write_visdrone(tmp_path / "tiny", rows)
     dataset = load_dataset(tmp_path / "tiny")
-    preds = {r.image_id: {"boxes": r.boxes[:3], "scores": [0.9, 0.8, 0.7], "labels": [3, 3, 3]}
-             for r in dataset.records}  # fmt: skip
-    path = write_coco_results(tmp_path / "run" / "predictions.json", preds, dataset.info,
-                              dataset.records)  # fmt: skip
+    preds = {
+        r.image_id: {"boxes": r.boxes[:3], "scores": [0.9, 0.8, 0.7], "labels": [3, 3, 3]}
+        for r in dataset.records
+    }
+    path = write_coco_results(
+        tmp_path / "run" / "predictions.json", preds, dataset.info, dataset.records
+    )
     fo_dataset = sfo.index_dataset(dataset, {"run": path}, "test-buckets", evaluate=False)
     gt = fo_dataset.first()["ground_truth"].detections
     assert [d["size_bucket"] for d in gt] == list(sizes.values())
@@ -327,11 +350,16 @@ def test_visdrone_sample_fiftyone_map_vs_ssabnet(sfo, visdrone_sample_root, tmp_
     fiftyone_map, ssabnet_ap = meta["fiftyone_mAP"], meta["ssabnet_AP"]
     # Our evaluator on the ground truth as FiftyOne sees it: no regions, "others" inert.
     as_fiftyone = [
-        replace(r, ignore_regions=np.zeros((0, 4), np.float32), **{
-            k: getattr(r, k)[r.labels >= 0]
-            for k in ("boxes", "labels", "ignore", "truncation", "occlusion")})
+        replace(
+            r,
+            ignore_regions=np.zeros((0, 4), np.float32),
+            **{
+                k: getattr(r, k)[r.labels >= 0]
+                for k in ("boxes", "labels", "ignore", "truncation", "occlusion")
+            },
+        )
         for r in records
-    ]  # fmt: skip
+    ]
     evaluator = Evaluator(dataset.info, as_fiftyone)
     evaluator.process(predictions)
     assert fiftyone_map == pytest.approx(evaluator.evaluate()["AP"], abs=1e-6)
@@ -347,8 +375,24 @@ def test_cli_index_list_delete(sfo, synthetic_root, synthetic_preds, capsys):
     from ssabnet.cli import main
 
     pred = str(synthetic_preds["ssabnet-n"])
-    assert main(["fiftyone", "index", "--data", str(synthetic_root / "val"), "--pred", pred,
-                 "--pred", f"other={pred}", "--name", "test-cli", "--persistent"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "fiftyone",
+                "index",
+                "--data",
+                str(synthetic_root / "val"),
+                "--pred",
+                pred,
+                "--pred",
+                f"other={pred}",
+                "--name",
+                "test-cli",
+                "--persistent",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "ssabnet_n" in out and "other" in out and "ssabnet fiftyone launch" in out
     assert main(["fiftyone", "list"]) == 0
@@ -360,18 +404,35 @@ def test_cli_index_list_delete(sfo, synthetic_root, synthetic_preds, capsys):
 
 def test_cli_launch_serves_app(sfo, synthetic_val, synthetic_preds, mongo_uri):
     sfo.index_dataset(
-        synthetic_val, {"baseline_n": synthetic_preds["baseline-n"]}, "test-app",
-        evaluate=False, persistent=True, max_samples=2,
-    )  # fmt: skip
+        synthetic_val,
+        {"baseline_n": synthetic_preds["baseline-n"]},
+        "test-app",
+        evaluate=False,
+        persistent=True,
+        max_samples=2,
+    )
     port = _free_port()
     env = dict(os.environ, FIFTYONE_DO_NOT_TRACK="true")
     if mongo_uri:
         env["FIFTYONE_DATABASE_URI"] = mongo_uri
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ssabnet", "fiftyone", "launch", "--name", "test-app",
-         "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ssabnet",
+            "fiftyone",
+            "launch",
+            "--name",
+            "test-app",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         status = None

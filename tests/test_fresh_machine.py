@@ -162,10 +162,21 @@ def test_installed_wheel_runs_the_demo_and_the_app(tmp_path: Path):
         shutil.copy2(ROOT / name, src / name)
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "-w", str(dist), str(src)],
-        check=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(dist),
+            str(src),
+        ],
+        check=True,
+        timeout=300,
+    )
     (wheel,) = dist.glob("ssabnet-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -174,37 +185,67 @@ def test_installed_wheel_runs_the_demo_and_the_app(tmp_path: Path):
     py, cli = venv / "bin" / "python", venv / "bin" / "ssabnet"
     subprocess.run(
         [str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
-        check=True, timeout=300,
-    )  # fmt: skip
+        check=True,
+        timeout=300,
+    )
     work = tmp_path / "work"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "SSABNET_DATA"}}
     env |= {"OMP_NUM_THREADS": "2", "SSABNET_SHARED": str(ROOT.parent / "shared")}
     where = subprocess.run(
         [str(py), "-c", "import ssabnet; print(ssabnet.__file__)"],
-        cwd=work, env=env, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Path(where).is_relative_to(site), f"imported from {where}, not the installed wheel"
 
     demo = subprocess.run(
-        [str(cli), "demo", "--budget", "tiny", "--no-app", "--no-fiftyone", "--no-progress",
-         "--out", "runs/demo"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            str(cli),
+            "demo",
+            "--budget",
+            "tiny",
+            "--no-app",
+            "--no-fiftyone",
+            "--no-progress",
+            "--out",
+            "runs/demo",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert (work / "runs" / "demo" / "ssabnet-n" / "predictions.json").is_file()
     root = subprocess.run(
-        [str(py), "-c", "from ssabnet.data.catalog import find_card; "
-         "print(find_card('syndrone-demo-val').root)"],
-        cwd=work, env=env, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        [
+            str(py),
+            "-c",
+            "from ssabnet.data.catalog import find_card; "
+            "print(find_card('syndrone-demo-val').root)",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Path(root) == work / "data" / "syndrone" / "val", "packaged cards resolve in the cwd"
 
     port = _free_port()
     app = subprocess.Popen(
         [str(cli), "app", "--runs", "runs/demo", "--port", str(port), "--headless"],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while _get(f"http://127.0.0.1:{port}/_stcore/health") != "ok":

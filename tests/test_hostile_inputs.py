@@ -112,13 +112,23 @@ def make_checkpoint(
     torch.manual_seed(0)
     model = build_model(cfg.model, num_classes=len(VISDRONE_CLASSES))
     state = {
-        "model": model.state_dict(), "ema": None, "optimizer": None, "scheduler": None,
-        "scaler": None, "epoch": 0, "epoch_step": 0, "step": 0, "loss_sums": {},
-        "best_value": 0.0, "rng": rng_state(), "config": config_to_dict(cfg),
+        "model": model.state_dict(),
+        "ema": None,
+        "optimizer": None,
+        "scheduler": None,
+        "scaler": None,
+        "epoch": 0,
+        "epoch_step": 0,
+        "step": 0,
+        "loss_sums": {},
+        "best_value": 0.0,
+        "rng": rng_state(),
+        "config": config_to_dict(cfg),
         "class_names": list(VISDRONE_CLASSES),
         "dataset_info": {"name": "t", "format": "visdrone", "native_ids": list(range(1, 11))},
-        "git_commit": "test", "metrics": {},
-    }  # fmt: skip
+        "git_commit": "test",
+        "metrics": {},
+    }
     save_checkpoint(state, path)
     if tamper is not None:
         state = read_checkpoint(path)
@@ -171,8 +181,10 @@ def _(tmp, ckpt):
     (tmp / "thesis").mkdir()
     (tmp / "thesis" / "thesis.txt").write_text("three years of work")
     return ["data", "synth", "--out", tmp / "thesis", "--num", "1", "--size", "64", "64"], [
-        tmp / "thesis", "synthetic.json", "--overwrite",
-    ]  # fmt: skip
+        tmp / "thesis",
+        "synthetic.json",
+        "--overwrite",
+    ]
 
 
 @case("synth-out-existing-file")
@@ -192,8 +204,19 @@ def _(tmp, ckpt):
 @case("predict-visdrone-over-ground-truth")
 def _(tmp, ckpt):
     ds = make_visdrone(tmp / "ds")
-    argv = ["predict", "--weights", ckpt, "--source", ds / "images", "--format", "visdrone",
-            "--out", ds / "annotations", "--imgsz", "64"]  # fmt: skip
+    argv = [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images",
+        "--format",
+        "visdrone",
+        "--out",
+        ds / "annotations",
+        "--imgsz",
+        "64",
+    ]
     return argv, [ds / "annotations", "--overwrite"]
 
 
@@ -201,24 +224,53 @@ def _(tmp, ckpt):
 def _(tmp, ckpt):
     ds = make_visdrone(tmp / "ds")
     (tmp / "preds.json").write_text("[]")
-    return ["predict", "--weights", ckpt, "--source", ds / "images", "--out",
-            tmp / "preds.json", "--imgsz", "64"], [tmp / "preds.json", "--overwrite"]  # fmt: skip
+    return [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images",
+        "--out",
+        tmp / "preds.json",
+        "--imgsz",
+        "64",
+    ], [tmp / "preds.json", "--overwrite"]
 
 
 @case("predict-coco-out-is-a-folder")
 def _(tmp, ckpt):
     ds = make_visdrone(tmp / "ds")
     (tmp / "outdir").mkdir()
-    return ["predict", "--weights", ckpt, "--source", ds / "images", "--out", tmp / "outdir",
-            "--imgsz", "64"], [tmp / "outdir", "is a folder"]  # fmt: skip
+    return [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images",
+        "--out",
+        tmp / "outdir",
+        "--imgsz",
+        "64",
+    ], [tmp / "outdir", "is a folder"]
 
 
 @case("predict-visdrone-out-is-a-file")
 def _(tmp, ckpt):
     ds = make_visdrone(tmp / "ds")
     (tmp / "out.txt").write_text("x")
-    return ["predict", "--weights", ckpt, "--source", ds / "images", "--format", "visdrone",
-            "--out", tmp / "out.txt", "--imgsz", "64"], [tmp / "out.txt", "is a file"]  # fmt: skip
+    return [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images",
+        "--format",
+        "visdrone",
+        "--out",
+        tmp / "out.txt",
+        "--imgsz",
+        "64",
+    ], [tmp / "out.txt", "is a file"]
 
 
 def _run_val_folder(tmp: Path) -> tuple[Path, Path]:
@@ -235,31 +287,57 @@ def _run_val_folder(tmp: Path) -> tuple[Path, Path]:
 @case("val-out-beside-a-runs-tables")
 def _(tmp, ckpt):
     ds, best = _run_val_folder(tmp)
-    return ["val", "--predictions", tmp / "preds.json", "--data", ds, "--out",
-            best / "other.json"], [best / "matches_dets.parquet", "--overwrite"]  # fmt: skip
+    return [
+        "val",
+        "--predictions",
+        tmp / "preds.json",
+        "--data",
+        ds,
+        "--out",
+        best / "other.json",
+    ], [best / "matches_dets.parquet", "--overwrite"]
 
 
 @case("val-out-existing-metrics")
 def _(tmp, ckpt):
     ds, best = _run_val_folder(tmp)
-    return ["val", "--predictions", tmp / "preds.json", "--data", ds, "--out",
-            best / "metrics.json"], [best / "metrics.json", "--overwrite"]  # fmt: skip
+    return [
+        "val",
+        "--predictions",
+        tmp / "preds.json",
+        "--data",
+        ds,
+        "--out",
+        best / "metrics.json",
+    ], [best / "metrics.json", "--overwrite"]
 
 
 @case("val-out-is-a-folder")
 def _(tmp, ckpt):
     ds, best = _run_val_folder(tmp)
     return ["val", "--predictions", tmp / "preds.json", "--data", ds, "--out", best], [
-        best, "is a folder",
-    ]  # fmt: skip
+        best,
+        "is a folder",
+    ]
 
 
 @case("val-save-predictions-existing")
 def _(tmp, ckpt):
     ds = make_visdrone(tmp / "ds")
     (tmp / "p.json").write_text("[]")
-    return ["val", "--weights", ckpt, "--data", ds, "--imgsz", "64", "--out", tmp / "m.json",
-            "--save-predictions", tmp / "p.json"], [tmp / "p.json"]  # fmt: skip
+    return [
+        "val",
+        "--weights",
+        ckpt,
+        "--data",
+        ds,
+        "--imgsz",
+        "64",
+        "--out",
+        tmp / "m.json",
+        "--save-predictions",
+        tmp / "p.json",
+    ], [tmp / "p.json"]
 
 
 @case("convert-out-existing-file")
@@ -300,25 +378,52 @@ def _dataset_with_image(tmp: Path, data: bytes, suffix=".jpg") -> Path:
 @case("predict-truncated-jpeg")
 def _(tmp, ckpt):
     ds = _dataset_with_image(tmp, jpeg_bytes()[:700])
-    return ["predict", "--weights", ckpt, "--source", ds / "images", "--out", tmp / "p.json",
-            "--imgsz", "64"], [ds / "images" / "a.jpg", "truncated"]  # fmt: skip
+    return [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images",
+        "--out",
+        tmp / "p.json",
+        "--imgsz",
+        "64",
+    ], [ds / "images" / "a.jpg", "truncated"]
 
 
 @case("val-weights-truncated-jpeg")
 def _(tmp, ckpt):
     ds = _dataset_with_image(tmp, jpeg_bytes()[:700])
     return ["val", "--weights", ckpt, "--data", ds, "--imgsz", "64", "--out", tmp / "m.json"], [
-        ds / "images" / "a.jpg", "truncated",
-    ]  # fmt: skip
+        ds / "images" / "a.jpg",
+        "truncated",
+    ]
 
 
 @case("train-truncated-jpeg")
 def _(tmp, ckpt):
     ds = _dataset_with_image(tmp, jpeg_bytes()[:700])
-    return ["train", "--data", ds, "--model", "baseline-n", "--epochs", "1", "--imgsz", "64",
-            "--batch", "2", "--workers", "0", "--out", tmp / "run", "--no-progress"], [
-        ds / "images" / "a.jpg", "truncated",
-    ]  # fmt: skip
+    return [
+        "train",
+        "--data",
+        ds,
+        "--model",
+        "baseline-n",
+        "--epochs",
+        "1",
+        "--imgsz",
+        "64",
+        "--batch",
+        "2",
+        "--workers",
+        "0",
+        "--out",
+        tmp / "run",
+        "--no-progress",
+    ], [
+        ds / "images" / "a.jpg",
+        "truncated",
+    ]
 
 
 @case("stats-verify-truncated-jpeg")
@@ -336,45 +441,105 @@ def _(tmp, ckpt):
 @case("predict-png-bomb")
 def _(tmp, ckpt):
     ds = _dataset_with_image(tmp, png_bomb_bytes(30000, 30000), ".png")
-    return ["predict", "--weights", ckpt, "--source", ds / "images" / "a.png", "--out",
-            tmp / "p.json", "--imgsz", "64"], [ds / "images" / "a.png", "exceeds"]  # fmt: skip
+    return [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images" / "a.png",
+        "--out",
+        tmp / "p.json",
+        "--imgsz",
+        "64",
+    ], [ds / "images" / "a.png", "exceeds"]
 
 
 @case("predict-jpeg-bomb-header")
 def _(tmp, ckpt):
     ds = _dataset_with_image(tmp, jpeg_with_header_size(20000, 20000))
-    argv = ["predict", "--weights", ckpt, "--source", ds / "images" / "a.jpg", "--out",
-            tmp / "p.json", "--imgsz", "64"]  # fmt: skip
+    argv = [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images" / "a.jpg",
+        "--out",
+        tmp / "p.json",
+        "--imgsz",
+        "64",
+    ]
     return argv, [ds / "images" / "a.jpg", "exceeds the limit"]
 
 
 @case("train-bomb-in-dataset")
 def _(tmp, ckpt):
     ds = _dataset_with_image(tmp, png_bomb_bytes(20000, 20000), ".png")
-    argv = ["train", "--data", ds, "--model", "baseline-n", "--epochs", "1", "--imgsz", "64",
-            "--batch", "2", "--workers", "0", "--out", tmp / "run"]  # fmt: skip
+    argv = [
+        "train",
+        "--data",
+        ds,
+        "--model",
+        "baseline-n",
+        "--epochs",
+        "1",
+        "--imgsz",
+        "64",
+        "--batch",
+        "2",
+        "--workers",
+        "0",
+        "--out",
+        tmp / "run",
+    ]
     return argv, [ds / "images" / "a.png"]
 
 
 @case("predict-not-an-image")
 def _(tmp, ckpt):
     ds = _dataset_with_image(tmp, b"this is text, not a JPEG")
-    return ["predict", "--weights", ckpt, "--source", ds / "images", "--out", tmp / "p.json",
-            "--imgsz", "64"], [ds / "images" / "a.jpg"]  # fmt: skip
+    return [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images",
+        "--out",
+        tmp / "p.json",
+        "--imgsz",
+        "64",
+    ], [ds / "images" / "a.jpg"]
 
 
 @case("predict-empty-image-file")
 def _(tmp, ckpt):
     ds = _dataset_with_image(tmp, b"")
-    return ["predict", "--weights", ckpt, "--source", ds / "images" / "a.jpg", "--out",
-            tmp / "p.json", "--imgsz", "64"], [ds / "images" / "a.jpg"]  # fmt: skip
+    return [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images" / "a.jpg",
+        "--out",
+        tmp / "p.json",
+        "--imgsz",
+        "64",
+    ], [ds / "images" / "a.jpg"]
 
 
 @case("predict-folder-named-like-an-image")
 def _(tmp, ckpt):
     (tmp / "src" / "x.jpg").mkdir(parents=True)
-    return ["predict", "--weights", ckpt, "--source", tmp / "src", "--out", tmp / "p.json",
-            "--imgsz", "64"], [tmp / "src" / "x.jpg", "folder"]  # fmt: skip
+    return [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        tmp / "src",
+        "--out",
+        tmp / "p.json",
+        "--imgsz",
+        "64",
+    ], [tmp / "src" / "x.jpg", "folder"]
 
 
 # --- flags and config: checked before any data is loaded or any epoch runs
@@ -441,8 +606,18 @@ def _predict_flag_case(*flag_and_names):
 
     def build(tmp, ckpt):
         ds = make_visdrone(tmp / "ds")
-        return ["predict", "--weights", ckpt, "--source", ds / "images", "--out", tmp / "p.json",
-                "--imgsz", "64", *flags], names  # fmt: skip
+        return [
+            "predict",
+            "--weights",
+            ckpt,
+            "--source",
+            ds / "images",
+            "--out",
+            tmp / "p.json",
+            "--imgsz",
+            "64",
+            *flags,
+        ], names
 
     return build
 
@@ -467,8 +642,17 @@ for _name, _flags, _names in [
 def _(tmp, ckpt):
     ds = make_visdrone(tmp / "ds")
     (tmp / "p.json").write_text("[]")
-    return ["val", "--predictions", tmp / "p.json", "--data", ds, "--max-det", "0", "--out",
-            tmp / "m.json"], ["--max-det"]  # fmt: skip
+    return [
+        "val",
+        "--predictions",
+        tmp / "p.json",
+        "--data",
+        ds,
+        "--max-det",
+        "0",
+        "--out",
+        tmp / "m.json",
+    ], ["--max-det"]
 
 
 @case("resume-with-changed-epochs")
@@ -477,8 +661,9 @@ def _(tmp, ckpt):
     make_checkpoint(run / "weights" / "last.pt", run_out=run)
     ds = make_visdrone(tmp / "ds")
     return ["train", "--resume", "--out", run, "--data", ds, "--epochs", "3"], [
-        "--resume", "train.epochs: 1 -> 3",
-    ]  # fmt: skip
+        "--resume",
+        "train.epochs: 1 -> 3",
+    ]
 
 
 @case("resume-with-changed-override")
@@ -581,30 +766,30 @@ for _name, _doc, _names in [
         "coco-file-name-absolute",
         _coco_doc(images=[{"id": 1, "file_name": "/etc/passwd", "width": 64, "height": 48}]),
         ["'/etc/passwd'", "inside the dataset"],
-    ),  # fmt: skip
+    ),
     (
         "coco-file-name-dotdot",
         _coco_doc(images=[{"id": 1, "file_name": "../../x/a.jpg", "width": 64, "height": 48}]),
         ["'../../x/a.jpg'"],
-    ),  # fmt: skip
+    ),
     ("coco-category-without-id", _coco_doc(categories=[{"name": "car"}]), ["categories[0]"]),
     (
         "coco-category-id-string",
         _coco_doc(categories=[{"id": "1", "name": "car"}]),
         ["categories[0]"],
-    ),  # fmt: skip
+    ),
     (
         "coco-duplicate-category",
         _coco_doc(categories=[{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]),
         ["duplicate id 1"],
-    ),  # fmt: skip
+    ),
     ("coco-top-level-list", [1, 2, 3], ["top level is a list"]),
     ("coco-image-without-id", _coco_doc(images=[{"file_name": "images/a.jpg"}]), ["images[0]"]),
     (
         "coco-width-string",
         _coco_doc(images=[{"id": 1, "file_name": "images/a.jpg", "width": "wide", "height": 48}]),
         ["width"],
-    ),  # fmt: skip
+    ),
     (
         "coco-truncation-over-2-63",
         _coco_doc(
@@ -619,7 +804,7 @@ for _name, _doc, _names in [
             ]
         ),
         ["annotation id 7", "truncation"],
-    ),  # fmt: skip
+    ),
     ("coco-annotation-not-object", _coco_doc(annotations=["x"]), ["annotations[0]"]),
     ("coco-deeply-nested", "[" * 200_000 + "]" * 200_000, ["nested too deeply"]),
     ("coco-invalid-json", '{"images": [', ["not valid JSON", "line 1"]),
@@ -637,8 +822,9 @@ def _(tmp, ckpt):
     ds = make_visdrone(tmp / "ds")
     (tmp / "p.json").write_text("[" * 200_000 + "]" * 200_000)
     return ["val", "--predictions", tmp / "p.json", "--data", ds, "--out", tmp / "m.json"], [
-        tmp / "p.json", "nested too deeply",
-    ]  # fmt: skip
+        tmp / "p.json",
+        "nested too deeply",
+    ]
 
 
 # --- checkpoints whose digest was recomputed after tampering
@@ -646,8 +832,17 @@ def _tampered_case(tamper, *names: str):
     def build(tmp, ckpt):
         ds = make_visdrone(tmp / "ds")
         weights = make_checkpoint(tmp / "w.pt", tamper=tamper)
-        return ["predict", "--weights", weights, "--source", ds / "images", "--out",
-                tmp / "p.json", "--imgsz", "64"], [weights, *names]  # fmt: skip
+        return [
+            "predict",
+            "--weights",
+            weights,
+            "--source",
+            ds / "images",
+            "--out",
+            tmp / "p.json",
+            "--imgsz",
+            "64",
+        ], [weights, *names]
 
     return build
 
@@ -723,8 +918,21 @@ def test_synth_replaces_only_its_own_folder_or_with_overwrite(tmp_path, capsys):
 def test_predict_overwrite_flag_replaces_outputs(tmp_path, ckpt, capsys):
     ds = make_visdrone(tmp_path / "ds")
     out = tmp_path / "res"
-    argv = ["predict", "--weights", ckpt, "--source", ds / "images", "--format", "visdrone",
-            "--out", out, "--imgsz", "64", "--conf", "0.5"]  # fmt: skip
+    argv = [
+        "predict",
+        "--weights",
+        ckpt,
+        "--source",
+        ds / "images",
+        "--format",
+        "visdrone",
+        "--out",
+        out,
+        "--imgsz",
+        "64",
+        "--conf",
+        "0.5",
+    ]
     assert run_main(capsys, argv)[0] == 0
     assert run_main(capsys, argv)[0] == 2  # the second run would overwrite the first
     assert run_main(capsys, [*argv, "--overwrite"])[0] == 0
@@ -771,8 +979,20 @@ def test_exif_orientation_is_ignored_everywhere(tmp_path, ckpt, capsys):
     image, targets, _ = DetectionSamples(load_dataset(ds).records, 64)[0]
     assert image.shape == (3, 64, 64) and targets["boxes"].shape == (1, 4)
     # predict: every box lies inside the stored 64x48 frame
-    code, _ = run_main(capsys, ["predict", "--weights", ckpt, "--source", path, "--out",
-                                tmp_path / "p.json", "--imgsz", "64"])  # fmt: skip
+    code, _ = run_main(
+        capsys,
+        [
+            "predict",
+            "--weights",
+            ckpt,
+            "--source",
+            path,
+            "--out",
+            tmp_path / "p.json",
+            "--imgsz",
+            "64",
+        ],
+    )
     entries = json.loads((tmp_path / "p.json").read_text())
     assert code == 0 and entries
     for entry in entries:
@@ -792,8 +1012,12 @@ def test_closed_stdout_exits_quietly(tmp_path):
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "ssabnet", "data", "stats", "--root", str(ds), "--json"],
-            stdout=write_end, stderr=subprocess.PIPE, text=True, env=_env(), timeout=120,
-        )  # fmt: skip
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            timeout=120,
+        )
     finally:
         os.close(write_end)
     assert proc.returncode == 141, proc.stderr
@@ -804,11 +1028,32 @@ def test_sigint_exits_130_with_one_line(tmp_path):
     ds = make_visdrone(tmp_path / "ds", {f"i{k}": GOOD_LINE for k in range(8)})
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ssabnet", "train", "--data", str(ds), "--model", "baseline-n",
-         "--epochs", "50", "--imgsz", "64", "--batch", "2", "--workers", "0", "--out", str(run),
-         "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ssabnet",
+            "train",
+            "--data",
+            str(ds),
+            "--model",
+            "baseline-n",
+            "--epochs",
+            "50",
+            "--imgsz",
+            "64",
+            "--batch",
+            "2",
+            "--workers",
+            "0",
+            "--out",
+            str(run),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         deadline = time.time() + 120
         while not (run / "config.yaml").exists() and proc.poll() is None:

@@ -52,9 +52,15 @@ def test_p2_baseline_is_ssabnet_with_every_ssa_part_off_and_additions_add_one() 
         # ssabnet-S with all SSA operators switched back is the plain P2 network (no confound
         # left between "baseline-S-p2 vs ssabnet-S" other than the SSA parts).
         stripped = resolve_config(
-            ModelConfig(name=f"ssabnet-{scale}", upsampler="nearest", align="none",
-                        fusion="concat", downsample="conv", reduce_deep=False)
-        )  # fmt: skip
+            ModelConfig(
+                name=f"ssabnet-{scale}",
+                upsampler="nearest",
+                align="none",
+                fusion="concat",
+                downsample="conv",
+                reduce_deep=False,
+            )
+        )
         assert {**vars(stripped), "name": None} == {**vars(plain), "name": None}
         for suffix in P2_ADDITIONS:
             added = PRESETS[f"baseline-{scale}-p2-{suffix}"]
@@ -69,8 +75,10 @@ def test_p2_baseline_has_the_parameters_of_yolov8_p2() -> None:
     # ultralytics 8.4.190 DetectionModel("yolov8n-p2.yaml", nc=10) has 2,927,880 parameters and
     # yolov8n.yaml 3,012,798; each includes 16 in the fixed DFL projection conv that ours
     # computes as a buffer-free expectation. Measured in .benchenv (docs/results.md).
-    params = {n: sum(p.numel() for p in build_model(n).parameters())
-              for n in ("baseline-n", "baseline-n-p2")}  # fmt: skip
+    params = {
+        n: sum(p.numel() for p in build_model(n).parameters())
+        for n in ("baseline-n", "baseline-n-p2")
+    }
     assert params == {"baseline-n": 3_012_798 - 16, "baseline-n-p2": 2_927_880 - 16}
 
 

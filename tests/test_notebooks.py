@@ -161,12 +161,21 @@ def test_jupyter_lab_opens_the_py_notebooks(tmp_path):
         port = sock.getsockname()[1]
     jupyter = Path(sys.executable).with_name("jupyter")
     server = subprocess.Popen(
-        [str(jupyter), "lab", "--no-browser", "--allow-root", f"--port={port}",
-         "--ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
-         f"--ServerApp.root_dir={NOTEBOOK_DIR}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(jupyter),
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            f"--ServerApp.root_dir={NOTEBOOK_DIR}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env=dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path), JUPYTER_CONFIG_DIR=str(tmp_path)),
-    )  # fmt: skip
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

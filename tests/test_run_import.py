@@ -20,11 +20,28 @@ TRAIN_IMGSZ = 128
 def trained(synthetic_root, tmp_path_factory) -> Path:
     """A runs root with one short training run (``<root>/trained``, baseline-n at 128 px)."""
     root = tmp_path_factory.mktemp("runs")
-    code = main([
-        "train", "--data", str(synthetic_root), "--model", "baseline-n", "--box-loss", "ciou",
-        "--epochs", "1", "--imgsz", str(TRAIN_IMGSZ), "--batch", "8", "--workers", "0",
-        "--out", str(root / "trained"), "--no-progress",
-    ])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--data",
+            str(synthetic_root),
+            "--model",
+            "baseline-n",
+            "--box-loss",
+            "ciou",
+            "--epochs",
+            "1",
+            "--imgsz",
+            str(TRAIN_IMGSZ),
+            "--batch",
+            "8",
+            "--workers",
+            "0",
+            "--out",
+            str(root / "trained"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     return root
 
@@ -35,36 +52,105 @@ def predictions(trained, synthetic_root, tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("preds")
     weights = str(trained / "trained" / "weights" / "last.pt")
     source = str(synthetic_root / "val" / "images")
-    assert main(["predict", "--weights", weights, "--source", source,
-                 "--out", str(out / "p.json")]) == 0  # fmt: skip
-    assert main(["predict", "--weights", weights, "--source", source,
-                 "--out", str(out / "txt"), "--format", "visdrone"]) == 0  # fmt: skip
+    assert (
+        main(["predict", "--weights", weights, "--source", source, "--out", str(out / "p.json")])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                "--weights",
+                weights,
+                "--source",
+                source,
+                "--out",
+                str(out / "txt"),
+                "--format",
+                "visdrone",
+            ]
+        )
+        == 0
+    )
     return {"coco": out / "p.json", "visdrone": out / "txt"}
 
 
 def val_run(preds, data, run, *extra) -> int:
-    return main(["val", "--predictions", str(preds), "--data", str(data), "--run", str(run),
-                 *extra])  # fmt: skip
+    return main(
+        ["val", "--predictions", str(preds), "--data", str(data), "--run", str(run), *extra]
+    )
 
 
 # ----------------------------------------------------------------------------- imgsz
 def test_val_and_predict_use_the_training_imgsz(trained, synthetic_root, tmp_path, capsys):
     weights = str(trained / "trained" / "weights" / "last.pt")
     data = str(synthetic_root / "val")
-    assert main(["val", "--weights", weights, "--data", data,
-                 "--out", str(tmp_path / "a" / "metrics.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "val",
+                "--weights",
+                weights,
+                "--data",
+                data,
+                "--out",
+                str(tmp_path / "a" / "metrics.json"),
+            ]
+        )
+        == 0
+    )
     assert f"imgsz {TRAIN_IMGSZ} (the checkpoint's training size" in capsys.readouterr().out
-    assert main(["val", "--weights", weights, "--data", data, "--imgsz", str(TRAIN_IMGSZ),
-                 "--out", str(tmp_path / "b" / "metrics.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "val",
+                "--weights",
+                weights,
+                "--data",
+                data,
+                "--imgsz",
+                str(TRAIN_IMGSZ),
+                "--out",
+                str(tmp_path / "b" / "metrics.json"),
+            ]
+        )
+        == 0
+    )
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert a["inference"]["imgsz"] == TRAIN_IMGSZ and a["AP"] == b["AP"]
-    assert main(["val", "--weights", weights, "--data", data, "--imgsz", "160",
-                 "--out", str(tmp_path / "c" / "metrics.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "val",
+                "--weights",
+                weights,
+                "--data",
+                data,
+                "--imgsz",
+                "160",
+                "--out",
+                str(tmp_path / "c" / "metrics.json"),
+            ]
+        )
+        == 0
+    )
     assert "imgsz 160 (--imgsz; the checkpoint was trained at 128)" in capsys.readouterr().out
     assert json.loads((tmp_path / "c" / "metrics.json").read_text())["inference"]["imgsz"] == 160
-    assert main(["predict", "--weights", weights, "--source", data + "/images",
-                 "--out", str(tmp_path / "p.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "predict",
+                "--weights",
+                weights,
+                "--source",
+                data + "/images",
+                "--out",
+                str(tmp_path / "p.json"),
+            ]
+        )
+        == 0
+    )
     assert f"at imgsz {TRAIN_IMGSZ} written to" in capsys.readouterr().out
 
 
@@ -80,9 +166,20 @@ def test_imported_run_is_a_run_next_to_trained_ones(trained, predictions, synthe
     assert card["dataset"] == str((synthetic_root / "val").resolve()) and card["created"]
     assert len(card["source_sha256"]) == 64 and card["decisions"]
     # the same numbers as `val --out` on the same file
-    assert main(["val", "--predictions", str(predictions["coco"]), "--data",
-                 str(synthetic_root / "val"), "--out", str(run.parent / "m" / "metrics.json")
-                 ]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "val",
+                "--predictions",
+                str(predictions["coco"]),
+                "--data",
+                str(synthetic_root / "val"),
+                "--out",
+                str(run.parent / "m" / "metrics.json"),
+            ]
+        )
+        == 0
+    )
     plain = json.loads((run.parent / "m" / "metrics.json").read_text())
     loaded = load_run(run)
     assert loaded.kind == "imported" and loaded.metrics["AP"] == plain["AP"]
@@ -137,8 +234,10 @@ def test_existing_run_is_refused_unless_overwrite(predictions, synthetic_root, t
 
 
 def test_a_trained_run_is_never_replaced(trained, predictions, synthetic_root, capsys):
-    assert val_run(predictions["coco"], synthetic_root / "val", trained / "trained",
-                   "--overwrite") == 2  # fmt: skip
+    assert (
+        val_run(predictions["coco"], synthetic_root / "val", trained / "trained", "--overwrite")
+        == 2
+    )
     assert "holds a trained run" in capsys.readouterr().err
     assert (trained / "trained" / "weights" / "last.pt").is_file()
 
@@ -188,8 +287,10 @@ def numeric_dataset(synthetic_root, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("numeric")
     (root / "images").mkdir()
     (root / "annotations").mkdir()
-    scenes = [*sorted((synthetic_root / "val" / "images").glob("*.jpg")),
-              *sorted((synthetic_root / "train" / "images").glob("*.jpg"))[:4]]  # fmt: skip
+    scenes = [
+        *sorted((synthetic_root / "val" / "images").glob("*.jpg")),
+        *sorted((synthetic_root / "train" / "images").glob("*.jpg"))[:4],
+    ]
     for i, image in enumerate(scenes, start=1):
         shutil.copy(image, root / "images" / f"{i}.jpg")
         annotation = image.parent.parent / "annotations" / f"{image.stem}.txt"
@@ -203,12 +304,22 @@ def test_ultralytics_numeric_stems_score_ap_100(numeric_dataset, tmp_path, capsy
     dataset = load_dataset(numeric_dataset)
     entries = []  # what Ultralytics writes: image_id = int(stem), 0-based class index
     for r in dataset.records:
-        for (x1, y1, x2, y2), label in zip(r.boxes[r.evaluated], r.labels[r.evaluated],
-                                           strict=True):  # fmt: skip
-            entries.append({"image_id": int(r.image_path.stem), "category_id": int(label),
-                            "bbox": [round(float(x1), 3), round(float(y1), 3),
-                                     round(float(x2 - x1), 3), round(float(y2 - y1), 3)],
-                            "score": 1.0})  # fmt: skip
+        for (x1, y1, x2, y2), label in zip(
+            r.boxes[r.evaluated], r.labels[r.evaluated], strict=True
+        ):
+            entries.append(
+                {
+                    "image_id": int(r.image_path.stem),
+                    "category_id": int(label),
+                    "bbox": [
+                        round(float(x1), 3),
+                        round(float(y1), 3),
+                        round(float(x2 - x1), 3),
+                        round(float(y2 - y1), 3),
+                    ],
+                    "score": 1.0,
+                }
+            )
     preds = tmp_path / "predictions.json"
     preds.write_text(json.dumps(entries))
     run = tmp_path / "yolo"
@@ -231,8 +342,16 @@ def test_app_takes_imported_runs_next_to_trained_ones(demo_runs, tmp_path, monke
     app = Path(__file__).resolve().parents[1] / "ssabnet" / "app"
     root = tmp_path / "runs"
     shutil.copytree(demo_runs / "ssabnet-n", root / "ssabnet-n")
-    assert val_run(demo_runs / "ssabnet-n" / "predictions.json", demo_runs / "data" / "val",
-                   root / "other", "--name", "other-detector") == 0  # fmt: skip
+    assert (
+        val_run(
+            demo_runs / "ssabnet-n" / "predictions.json",
+            demo_runs / "data" / "val",
+            root / "other",
+            "--name",
+            "other-detector",
+        )
+        == 0
+    )
     monkeypatch.setenv("SSABNET_APP_RUNS", str(root))
     monkeypatch.setenv("SSABNET_APP_DATA", "")
     monkeypatch.setenv("SSABNET_APP_DATA_ROOTS", str(demo_runs / "data"))

@@ -180,10 +180,15 @@ def test_training_samples_are_a_pure_function_of_seed_epoch_index(tmp_path):
     from ssabnet.data.transforms import AugmentConfig
 
     augment = AugmentConfig(
-        mosaic=0.5, hflip=TrainConfig.hflip, vflip=0.5, scale=TrainConfig.scale,
-        translate=TrainConfig.translate, hsv=TrainConfig.hsv,
-        min_box_size=TrainConfig.min_box_size, min_visible=TrainConfig.min_visible,
-    )  # fmt: skip
+        mosaic=0.5,
+        hflip=TrainConfig.hflip,
+        vflip=0.5,
+        scale=TrainConfig.scale,
+        translate=TrainConfig.translate,
+        hsv=TrainConfig.hsv,
+        min_box_size=TrainConfig.min_box_size,
+        min_visible=TrainConfig.min_visible,
+    )
     ds = DetectionSamples(records, 64, augment, seed=7)
     ds.set_epoch(2)
     a = ds[1]

@@ -71,8 +71,7 @@ def confusion_matrix(labelled: MatchTables, threshold: float) -> pd.DataFrame:
         np.arange(len(gts)), index=pd.MultiIndex.from_arrays([gts["image_id"], gts["gt_index"]])
     )
     claimed = np.zeros(len(gts), dtype=bool)
-    cls_err = kept[kept["error_type"] == "cls"].sort_values("score", ascending=False,
-                                                           kind="stable")  # fmt: skip
+    cls_err = kept[kept["error_type"] == "cls"].sort_values("score", ascending=False, kind="stable")
     rows_of = gt_row.reindex(
         pd.MultiIndex.from_arrays([cls_err["image_id"], cls_err["error_gt"]])
     ).to_numpy()

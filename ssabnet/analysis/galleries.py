@@ -26,8 +26,7 @@ def _check_bucket(bucket: str | None) -> None:
 def _lookup(table: pd.DataFrame, key: str, image_ids, indices, columns) -> pd.DataFrame:
     """Rows of ``table`` at ``(image_id, key)`` pairs (NaN where the index is -1)."""
     indexed = table.set_index(["image_id", key])[columns]
-    found = indexed.reindex(pd.MultiIndex.from_arrays([np.asarray(image_ids),
-                                                      np.asarray(indices)]))  # fmt: skip
+    found = indexed.reindex(pd.MultiIndex.from_arrays([np.asarray(image_ids), np.asarray(indices)]))
     return found.reset_index(drop=True)
 
 
@@ -59,8 +58,9 @@ def false_positive_gallery(
     rows = rows[rows["score"] >= threshold]
     if bucket is not None:
         rows = rows[rows["error_bucket"] == bucket]
-    rows = rows.sort_values(["score", "image_id", "det_index"], ascending=[False, True, True],
-                            kind="stable").head(max(0, int(limit)))  # fmt: skip
+    rows = rows.sort_values(
+        ["score", "image_id", "det_index"], ascending=[False, True, True], kind="stable"
+    ).head(max(0, int(limit)))
     rows = rows.reset_index(drop=True)
     target = _lookup(gts, "gt_index", rows["image_id"], rows["error_gt"], ["class_name", *BOX])
     target.columns = ["gt_class", *(f"gt_{c}" for c in BOX)]
@@ -106,17 +106,25 @@ def missed_by_a_found_by_b(
     rows = gts.loc[chosen, ["image_id", "gt_index", "class_name", *BOX, "size", "size_bucket"]]
     rows = rows.sort_values(["size", "image_id", "gt_index"], kind="stable")
     rows = rows.head(max(0, int(limit))).reset_index(drop=True)
-    b_obj = _lookup(b.gts, "gt_index", rows["image_id"], rows["gt_index"],
-                    ["det_index", "det_score", "iou"])  # fmt: skip
+    b_obj = _lookup(
+        b.gts, "gt_index", rows["image_id"], rows["gt_index"], ["det_index", "det_score", "iou"]
+    )
     b_box = _lookup(b.dets, "det_index", rows["image_id"], b_obj["det_index"], BOX)
-    a_obj = _lookup(a.gts, "gt_index", rows["image_id"], rows["gt_index"],
-                    ["near_det", "near_iou", "near_score", "near_class"])  # fmt: skip
+    a_obj = _lookup(
+        a.gts,
+        "gt_index",
+        rows["image_id"],
+        rows["gt_index"],
+        ["near_det", "near_iou", "near_score", "near_class"],
+    )
     a_box = _lookup(a.dets, "det_index", rows["image_id"], a_obj["near_det"], BOX)
     out = rows.assign(
-        b_score=b_obj["det_score"].to_numpy(), b_iou=b_obj["iou"].to_numpy(),
-        a_near_iou=a_obj["near_iou"].to_numpy(), a_near_score=a_obj["near_score"].to_numpy(),
+        b_score=b_obj["det_score"].to_numpy(),
+        b_iou=b_obj["iou"].to_numpy(),
+        a_near_iou=a_obj["near_iou"].to_numpy(),
+        a_near_score=a_obj["near_score"].to_numpy(),
         a_near_class=a_obj["near_class"].to_numpy(),
-    )  # fmt: skip
+    )
     for c in BOX:
         out[f"b_{c}"] = b_box[c].to_numpy()
         out[f"a_{c}"] = a_box[c].to_numpy()

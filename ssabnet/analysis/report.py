@@ -51,9 +51,13 @@ def error_summary(
     at = error_counts_at(label_errors(tables), chosen)
     doc = report.to_json()
     doc["threshold"] = {
-        "score": chosen, "chosen": how, "f1_optimal": best.score, "f1": best.f1,
-        "precision": best.precision, "recall": best.recall,
-    }  # fmt: skip
+        "score": chosen,
+        "chosen": how,
+        "f1_optimal": best.score,
+        "f1": best.f1,
+        "precision": best.precision,
+        "recall": best.recall,
+    }
     doc["counts_at_threshold"] = {
         bucket: {
             c: float(at.at[bucket, c]) if c in ("precision", "recall") else int(at.at[bucket, c])

@@ -74,8 +74,16 @@ TIDE_RECALL_THRESHOLDS = np.arange(101) / 100
 ALL = "all"
 
 #: Matching-table columns the taxonomy needs (tables written before they existed lack them).
-EVIDENCE_COLUMNS = ("best_iou", "best_gt", "cls_iou", "cls_gt", "other_iou", "other_gt",
-                    "dupe_iou", "dupe_gt")  # fmt: skip
+EVIDENCE_COLUMNS = (
+    "best_iou",
+    "best_gt",
+    "cls_iou",
+    "cls_gt",
+    "other_iou",
+    "other_gt",
+    "dupe_iou",
+    "dupe_gt",
+)
 
 
 @dataclass(frozen=True)
@@ -204,8 +212,9 @@ def label_errors(
     gt_error = np.full(len(gts), None, dtype=object)
     if candidate.any():
         idx = np.flatnonzero(candidate)
-        order = np.lexsort((dets["det_index"].to_numpy()[idx], -dets["score"].to_numpy()[idx],
-                            target_row[idx]))  # fmt: skip
+        order = np.lexsort(
+            (dets["det_index"].to_numpy()[idx], -dets["score"].to_numpy()[idx], target_row[idx])
+        )
         idx = idx[order]
         first = np.ones(len(idx), dtype=bool)
         first[1:] = target_row[idx][1:] != target_row[idx][:-1]
@@ -356,11 +365,15 @@ def error_taxonomy(tables: MatchTables, compat: bool = False) -> ErrorReport:
 def _strip_ignores(record: ImageRecord) -> ImageRecord:
     keep = record.evaluated
     return replace(
-        record, boxes=np.asarray(record.boxes)[keep], labels=np.asarray(record.labels)[keep],
-        ignore=np.asarray(record.ignore)[keep], truncation=np.asarray(record.truncation)[keep],
+        record,
+        boxes=np.asarray(record.boxes)[keep],
+        labels=np.asarray(record.labels)[keep],
+        ignore=np.asarray(record.ignore)[keep],
+        truncation=np.asarray(record.truncation)[keep],
         occlusion=np.asarray(record.occlusion)[keep],
-        ignore_regions=np.zeros((0, 4), np.float32), native={},
-    )  # fmt: skip
+        ignore_regions=np.zeros((0, 4), np.float32),
+        native={},
+    )
 
 
 def tide_compat_tables(
@@ -382,11 +395,14 @@ def tide_compat_tables(
     preds = {r.image_id: predictions.get(r.image_id, empty) for r in stripped}
     views = {
         r.image_id: coco_view(
-            r.boxes, r.ignore_regions, preds[r.image_id]["boxes"], preds[r.image_id]["scores"],
+            r.boxes,
+            r.ignore_regions,
+            preds[r.image_id]["boxes"],
+            preds[r.image_id]["scores"],
             max_dets,
         )
         for r in stripped
-    }  # fmt: skip
+    }
     return match_tables(info, stripped, preds, views)
 
 

@@ -114,8 +114,11 @@ def error_counts_at(labelled: MatchTables, threshold: float) -> pd.DataFrame:
     rows = {}
     for bucket in (ALL, *size_bucket_names()):
         d = kept if bucket == ALL else kept[kept["error_bucket"] == bucket]
-        g = obj_label[positive] if bucket == ALL else obj_label[
-            positive & (gts["size_bucket"] == bucket)]  # fmt: skip
+        g = (
+            obj_label[positive]
+            if bucket == ALL
+            else obj_label[positive & (gts["size_bucket"] == bucket)]
+        )
         row = {"tp": int((d["error_type"] == "tp").sum())}
         row["fp"] = len(d) - row["tp"]
         row["fn"] = int((g != "tp").sum())

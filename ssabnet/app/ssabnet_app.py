@@ -22,14 +22,20 @@ infos = common.run_infos(cfg)
 table = pd.DataFrame(
     [
         {
-            "run": i.name, "kind": i.kind, "model": i.model, "box loss": i.box_loss,
-            "epochs": i.epochs, "dataset": i.dataset or "–",
-            "validated": ", ".join(i.splits) or "–", "matching tables": i.has_matches,
-            "weights": i.weights.name if i.weights else "–", "problem": i.problem or "",
+            "run": i.name,
+            "kind": i.kind,
+            "model": i.model,
+            "box loss": i.box_loss,
+            "epochs": i.epochs,
+            "dataset": i.dataset or "–",
+            "validated": ", ".join(i.splits) or "–",
+            "matching tables": i.has_matches,
+            "weights": i.weights.name if i.weights else "–",
+            "problem": i.problem or "",
         }
         for i in infos
     ]
-)  # fmt: skip
+)
 st.metric("Runs found", len(infos))
 st.dataframe(table, hide_index=True, width="stretch")
 for info in infos:

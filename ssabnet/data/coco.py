@@ -210,9 +210,10 @@ def read_coco(
         raise AnnotationError(str(exc)) from None  # the message already names the file
     if not isinstance(coco, dict):
         raise AnnotationError(
-            json_path, f"not a COCO detection file: the top level is a {type(coco).__name__}, "
+            json_path,
+            f"not a COCO detection file: the top level is a {type(coco).__name__}, "
             "not an object with 'images', 'annotations' and 'categories'",
-        )  # fmt: skip
+        )
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
             raise AnnotationError(json_path, f"not a COCO detection file: no {key!r} list")
@@ -267,9 +268,9 @@ def _check_coco_entries(coco: dict, json_path: Path) -> None:
     for j, category in enumerate(coco["categories"]):
         if not isinstance(category, dict) or not _is_int(category.get("id")):
             raise AnnotationError(
-                json_path, f"categories[{j}]: needs an integer 'id' (and a 'name'), got "
-                f"{_excerpt(category)}",
-            )  # fmt: skip
+                json_path,
+                f"categories[{j}]: needs an integer 'id' (and a 'name'), got {_excerpt(category)}",
+            )
         if not isinstance(category.get("name"), str):
             raise AnnotationError(json_path, f"categories[{j}] (id {category['id']}): no 'name'")
         if category["id"] in seen:
@@ -294,9 +295,10 @@ def _check_coco_entries(coco: dict, json_path: Path) -> None:
             value = image.get(key, 0)
             if value is not None and not (_is_int(value) and 0 <= value < 2**31):
                 raise AnnotationError(
-                    json_path, f"images[{j}] ({file_name!r}): {key} must be a non-negative "
+                    json_path,
+                    f"images[{j}] ({file_name!r}): {key} must be a non-negative "
                     f"integer, got {_excerpt(value)}",
-                )  # fmt: skip
+                )
     for j, ann in enumerate(coco["annotations"]):
         if not isinstance(ann, dict):
             raise AnnotationError(json_path, f"annotations[{j}]: not an object: {_excerpt(ann)}")
@@ -308,9 +310,10 @@ def _check_coco_entries(coco: dict, json_path: Path) -> None:
         for key, value in fields.items():
             if not _is_int(value):
                 raise AnnotationError(
-                    json_path, f"annotation id {ann.get('id')}: {key} must be an integer, got "
+                    json_path,
+                    f"annotation id {ann.get('id')}: {key} must be an integer, got "
                     f"{_excerpt(value)}",
-                )  # fmt: skip
+                )
 
 
 def _excerpt(value, limit: int = 80) -> str:

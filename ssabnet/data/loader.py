@@ -236,7 +236,7 @@ def build_loader(
     )
 
 
-def _worker_init(worker_id: int) -> None:
+def _worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(0)  # each worker is one process; OpenCV threads would oversubscribe cores
     torch.set_num_threads(1)
 

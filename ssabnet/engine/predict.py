@@ -281,9 +281,15 @@ def predict(
         ``{image_id: {"boxes": float32[N, 4] xyxy original px, "scores": [N], "labels": [N]}}``.
     """
     check_inference_params(
-        imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, slice_size=slice_size,
-        overlap=overlap, merge=merge, batch=batch,
-    )  # fmt: skip
+        imgsz=imgsz,
+        conf=conf,
+        iou=iou,
+        max_det=max_det,
+        slice_size=slice_size,
+        overlap=overlap,
+        merge=merge,
+        batch=batch,
+    )
     loaded = weights if isinstance(weights, LoadedCheckpoint) else load_checkpoint(weights, device)
     is_one = isinstance(source, str | Path)
     files = list_sources(source) if is_one else [Path(p) for p in source]

@@ -62,9 +62,12 @@ def _class_arrays(tables, flag, positive, label, image_index):
     dets, gts = tables.dets, tables.gts
     sel = (dets["label"] == label) & flag.notna()
     d = pd.DataFrame(
-        {"img": dets.loc[sel, "image_id"].map(image_index), "score": dets.loc[sel, "score"],
-         "tp": flag[sel]}
-    )  # fmt: skip
+        {
+            "img": dets.loc[sel, "image_id"].map(image_index),
+            "score": dets.loc[sel, "score"],
+            "tp": flag[sel],
+        }
+    )
     d = d.sort_values(["img", "score"], ascending=[True, False], kind="stable")
     d = d.sort_values("score", ascending=False, kind="stable")
     g = gts.loc[positive & (gts["label"] == label), "image_id"].map(image_index)
@@ -164,10 +167,12 @@ def bootstrap_ap_difference(
     names.update(zip(first.dets["label"], first.dets["class_name"], strict=False))
     # per table: one (tables, groups) per IoU threshold
     variants = {
-        id(t): [(v, _groups(v, by)) for v in
-                (t if thr == 0.5 else rematch(t, thr) for thr in thresholds)]
+        id(t): [
+            (v, _groups(v, by))
+            for v in (t if thr == 0.5 else rematch(t, thr) for thr in thresholds)
+        ]
         for t in side_a + side_b
-    }  # fmt: skip
+    }
     rows = {}
     for group in variants[id(first)][0][1]:
         if by == "class":
@@ -215,9 +220,14 @@ def bootstrap_ap_difference(
             else:
                 lo = hi = p_value = np.nan
             rows[row_name] = {
-                "ap_a": ap_a[0], "ap_b": ap_b[0], "delta": ap_b[0] - ap_a[0],
-                "ci_low": lo, "ci_high": hi, "p_value": p_value, "n_gt": n_gt,
-            }  # fmt: skip
+                "ap_a": ap_a[0],
+                "ap_b": ap_b[0],
+                "delta": ap_b[0] - ap_a[0],
+                "ci_low": lo,
+                "ci_high": hi,
+                "p_value": p_value,
+                "n_gt": n_gt,
+            }
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "group"
     return frame

@@ -111,9 +111,13 @@ def build_coco_dicts(
     for record in sorted(records, key=lambda r: int_ids[r.image_id]):
         image_int = int_ids[record.image_id]
         images.append(
-            {"id": image_int, "width": record.width, "height": record.height,
-             "file_name": record.image_path.name}
-        )  # fmt: skip
+            {
+                "id": image_int,
+                "width": record.width,
+                "height": record.height,
+                "file_name": record.image_path.name,
+            }
+        )
         view = views[record.image_id]
         idx = np.flatnonzero(~view.gt_in_region)
         labels = np.asarray(record.labels, dtype=np.int64)[idx]
@@ -131,9 +135,13 @@ def build_coco_dicts(
         kept = view.det_kept
         det_xywh = boxes_xyxy_to_xywh(pred["boxes"][kept])
         dt_cols.append(
-            (np.full(len(kept), image_int), native[pred["labels"][kept]], det_xywh,
-             pred["scores"][kept])
-        )  # fmt: skip
+            (
+                np.full(len(kept), image_int),
+                native[pred["labels"][kept]],
+                det_xywh,
+                pred["scores"][kept],
+            )
+        )
 
     def columns(parts, i):
         if not parts:
@@ -147,23 +155,49 @@ def build_coco_dicts(
 
     gt_xywh, dt_xywh = boxes(gt_cols), boxes(dt_cols)
     gt_anns = [
-        {"id": n, "image_id": img, "category_id": cat, "bbox": bbox, "area": area,
-         "iscrowd": crowd, "ignore": crowd}
+        {
+            "id": n,
+            "image_id": img,
+            "category_id": cat,
+            "bbox": bbox,
+            "area": area,
+            "iscrowd": crowd,
+            "ignore": crowd,
+        }
         for n, (img, cat, bbox, area, crowd) in enumerate(
-            zip(columns(gt_cols, 0), columns(gt_cols, 1), gt_xywh.tolist(),
-                (gt_xywh[:, 2] * gt_xywh[:, 3]).tolist(), columns(gt_cols, 3), strict=True),
+            zip(
+                columns(gt_cols, 0),
+                columns(gt_cols, 1),
+                gt_xywh.tolist(),
+                (gt_xywh[:, 2] * gt_xywh[:, 3]).tolist(),
+                columns(gt_cols, 3),
+                strict=True,
+            ),
             start=1,
         )
-    ]  # fmt: skip
+    ]
     dt_anns = [
-        {"id": n, "image_id": img, "category_id": cat, "bbox": bbox, "area": area,
-         "score": score, "iscrowd": 0}
+        {
+            "id": n,
+            "image_id": img,
+            "category_id": cat,
+            "bbox": bbox,
+            "area": area,
+            "score": score,
+            "iscrowd": 0,
+        }
         for n, (img, cat, bbox, area, score) in enumerate(
-            zip(columns(dt_cols, 0), columns(dt_cols, 1), dt_xywh.tolist(),
-                (dt_xywh[:, 2] * dt_xywh[:, 3]).tolist(), columns(dt_cols, 3), strict=True),
+            zip(
+                columns(dt_cols, 0),
+                columns(dt_cols, 1),
+                dt_xywh.tolist(),
+                (dt_xywh[:, 2] * dt_xywh[:, 3]).tolist(),
+                columns(dt_cols, 3),
+                strict=True,
+            ),
             start=1,
         )
-    ]  # fmt: skip
+    ]
     base = {"images": images, "categories": categories}
     return {**base, "annotations": gt_anns}, {**base, "annotations": dt_anns}
 
@@ -190,9 +224,12 @@ def run_cocoeval(gt: dict, dt: dict, backend: str, max_dets: int) -> CocoArrays:
             coco_gt = COCO(gt, print_function=quiet)
             coco_dt = COCO(dt, print_function=quiet)
             evaluator = COCOeval_faster(
-                coco_gt, coco_dt, iouType="bbox", print_function=quiet,
+                coco_gt,
+                coco_dt,
+                iouType="bbox",
+                print_function=quiet,
                 ranges={label: rng for label, rng in AREA_RANGES[1:]},
-            )  # fmt: skip
+            )
         params = evaluator.params
         params.imgIds = sorted(image["id"] for image in gt["images"])
         params.catIds = sorted(cat["id"] for cat in gt["categories"])

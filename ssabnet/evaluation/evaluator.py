@@ -32,9 +32,20 @@ from ssabnet.protocol import MAX_DET
 PROTOCOLS = ("coco", "visdrone-official")
 #: Every metric :meth:`Evaluator.evaluate` returns (besides ``per_class`` and what was run).
 METRIC_KEYS = (
-    "AP", "AP50", "AP75", "APs", "APm", "APl", "AP_vt", "AP_t", "AP_s_tiny",
-    "AR1", "AR10", "AR100", "AR500",
-)  # fmt: skip
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AP_vt",
+    "AP_t",
+    "AP_s_tiny",
+    "AR1",
+    "AR10",
+    "AR100",
+    "AR500",
+)
 #: Per-bucket AP key by size bucket, in :data:`ssabnet.scales.SIZE_BUCKETS` order.
 SCALE_METRICS: dict[str, str] = {
     "very_tiny": "AP_vt",
@@ -125,19 +136,24 @@ class Evaluator:
         self._views = None
 
     def _all_predictions(self) -> dict[str, dict[str, np.ndarray]]:
-        return {r.image_id: self._predictions.get(r.image_id) or _empty_prediction()
-                for r in self.records}  # fmt: skip
+        return {
+            r.image_id: self._predictions.get(r.image_id) or _empty_prediction()
+            for r in self.records
+        }
 
     def _coco_views(self) -> dict[str, ImageView]:
         if self._views is None:
             preds = self._all_predictions()
             self._views = {
                 r.image_id: coco_view(
-                    r.boxes, r.ignore_regions, preds[r.image_id]["boxes"],
-                    preds[r.image_id]["scores"], self.max_dets,
+                    r.boxes,
+                    r.ignore_regions,
+                    preds[r.image_id]["boxes"],
+                    preds[r.image_id]["scores"],
+                    self.max_dets,
                 )
                 for r in self.records
-            }  # fmt: skip
+            }
         return self._views
 
     def evaluate(self) -> dict:
@@ -163,9 +179,11 @@ class Evaluator:
                 out[key] = value
         out["per_class"] = metrics["per_class"]
         out.update(
-            n_images=len(self.records), max_dets=self.max_dets, protocol=self.protocol,
+            n_images=len(self.records),
+            max_dets=self.max_dets,
+            protocol=self.protocol,
             backend=backend,
-        )  # fmt: skip
+        )
         return out
 
     def matches(self) -> MatchTables:
@@ -215,9 +233,12 @@ def evaluate_predictions(
         the metrics dict of :meth:`Evaluator.evaluate`.
     """
     evaluator = Evaluator(
-        dataset.info, dataset.records if records is None else records, protocol=protocol,
-        backend=backend, max_dets=max_dets,
-    )  # fmt: skip
+        dataset.info,
+        dataset.records if records is None else records,
+        protocol=protocol,
+        backend=backend,
+        max_dets=max_dets,
+    )
     evaluator.process(predictions_by_image_id)
     metrics = evaluator.evaluate()
     if out_dir is not None:

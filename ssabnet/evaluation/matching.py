@@ -141,9 +141,10 @@ def _evidence(
         det_kept: indices of the detections the matcher saw (for the objects' ``near_*``).
     """
     iou = pairwise_overlap(
-        np.asarray(pred["boxes"], dtype=np.float64).reshape(-1, 4), gt_boxes,
+        np.asarray(pred["boxes"], dtype=np.float64).reshape(-1, 4),
+        gt_boxes,
         np.zeros(len(gt_boxes), dtype=bool),
-    )  # fmt: skip  # [D, G]
+    )  # [D, G]
     same = pred["labels"][:, None] == gt_labels[None, :]
     real = gt_real[None, :]
     out = {}
@@ -209,9 +210,13 @@ def _image_tables(
     buckets = np.array(size_bucket_names(), dtype=object)
     gt_bucket = buckets[size_bucket_index(gt_size)]
     evidence = _evidence(
-        pred, gt_boxes, np.asarray(record.labels, dtype=np.int64), usable & evaluated,
-        gt_status == "tp", kept,
-    )  # fmt: skip
+        pred,
+        gt_boxes,
+        np.asarray(record.labels, dtype=np.int64),
+        usable & evaluated,
+        gt_status == "tp",
+        kept,
+    )
     best_gt = evidence["best_gt"]
     has_best = best_gt >= 0
     gt_labels_named = names[np.asarray(record.labels, dtype=np.int64)]
@@ -223,8 +228,10 @@ def _image_tables(
         "label": pred["labels"],
         "class_name": names[pred["labels"]],
         "score": pred["scores"],
-        "x1": pred["boxes"][:, 0], "y1": pred["boxes"][:, 1],
-        "x2": pred["boxes"][:, 2], "y2": pred["boxes"][:, 3],
+        "x1": pred["boxes"][:, 0],
+        "y1": pred["boxes"][:, 1],
+        "x2": pred["boxes"][:, 2],
+        "y2": pred["boxes"][:, 3],
         "size": det_size,
         "size_bucket": buckets[size_bucket_index(det_size)],
         "status": det_status,
@@ -234,19 +241,27 @@ def _image_tables(
         "best_iou": evidence["best_iou"],
         "best_gt": best_gt,
         "best_gt_class": np.where(has_best, gt_labels_named[np.maximum(best_gt, 0)], None)
-        if num_objects else np.full(num_dets, None, dtype=object),
+        if num_objects
+        else np.full(num_dets, None, dtype=object),
         "best_gt_size_bucket": np.where(has_best, gt_bucket[np.maximum(best_gt, 0)], None)
-        if num_objects else np.full(num_dets, None, dtype=object),
-        "cls_iou": evidence["cls_iou"], "cls_gt": evidence["cls_gt"],
-        "other_iou": evidence["other_iou"], "other_gt": evidence["other_gt"],
-        "dupe_iou": evidence["dupe_iou"], "dupe_gt": evidence["dupe_gt"],
-    }  # fmt: skip
+        if num_objects
+        else np.full(num_dets, None, dtype=object),
+        "cls_iou": evidence["cls_iou"],
+        "cls_gt": evidence["cls_gt"],
+        "other_iou": evidence["other_iou"],
+        "other_gt": evidence["other_gt"],
+        "dupe_iou": evidence["dupe_iou"],
+        "dupe_gt": evidence["dupe_gt"],
+    }
     gts_table = {
         "image_id": np.full(num_objects, record.image_id, dtype=object),
         "gt_index": np.arange(num_objects, dtype=np.int64),
         "label": np.asarray(record.labels, dtype=np.int64),
         "class_name": names[np.asarray(record.labels, dtype=np.int64)],
-        "x1": gt_boxes[:, 0], "y1": gt_boxes[:, 1], "x2": gt_boxes[:, 2], "y2": gt_boxes[:, 3],
+        "x1": gt_boxes[:, 0],
+        "y1": gt_boxes[:, 1],
+        "x2": gt_boxes[:, 2],
+        "y2": gt_boxes[:, 3],
         "size": gt_size,
         "size_bucket": gt_bucket,
         "occlusion": np.asarray(record.occlusion, dtype=np.int64),
@@ -259,10 +274,12 @@ def _image_tables(
         "near_iou": evidence["near_iou"],
         "near_det": near_det,
         "near_score": np.where(has_near, pred["scores"][np.maximum(near_det, 0)], np.nan)
-        if num_dets else np.full(num_objects, np.nan),
+        if num_dets
+        else np.full(num_objects, np.nan),
         "near_class": np.where(has_near, names[pred["labels"][np.maximum(near_det, 0)]], None)
-        if num_dets else np.full(num_objects, None, dtype=object),
-    }  # fmt: skip
+        if num_dets
+        else np.full(num_objects, None, dtype=object),
+    }
     return dets_table, gts_table
 
 
@@ -319,9 +336,13 @@ def rematch(tables: MatchTables, iou_threshold: float) -> MatchTables:
     gt_by_image = pd.Series(np.arange(len(gts))).groupby(gts["image_id"].to_numpy()).indices
     kept_rows = det_rows[kept]
     order = np.lexsort(
-        (dets["det_index"].to_numpy()[kept], -dets["score"].to_numpy()[kept],
-         dets["label"].to_numpy()[kept], pd.factorize(dets["image_id"].to_numpy()[kept])[0])
-    )  # fmt: skip
+        (
+            dets["det_index"].to_numpy()[kept],
+            -dets["score"].to_numpy()[kept],
+            dets["label"].to_numpy()[kept],
+            pd.factorize(dets["image_id"].to_numpy()[kept])[0],
+        )
+    )
     kept_rows = kept_rows.to_numpy()[order]
     keys = pd.MultiIndex.from_arrays(
         [dets["image_id"].to_numpy()[kept_rows], dets["label"].to_numpy()[kept_rows]]

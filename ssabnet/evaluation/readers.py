@@ -494,24 +494,42 @@ def load_predictions(
         if mapping is None:
             bad = min(file_ids - set(info.native_ids))
             i = int(np.flatnonzero(categories == bad)[0])
-            raise _entry_error(path, kind, entries, i, records, info, set(info.native_ids), (
-                f"unknown category_id {bad}: the file's ids {_id_range(file_ids)} are neither "
-                f"the dataset's ids {list(info.native_ids)} nor 0-based indices; pass "
-                "--class-map FILE or --class-map offset:K"
-            ))  # fmt: skip
+            raise _entry_error(
+                path,
+                kind,
+                entries,
+                i,
+                records,
+                info,
+                set(info.native_ids),
+                (
+                    f"unknown category_id {bad}: the file's ids {_id_range(file_ids)} are neither "
+                    f"the dataset's ids {list(info.native_ids)} nor 0-based indices; pass "
+                    "--class-map FILE or --class-map offset:K"
+                ),
+            )
         decisions.append(decision)
     else:
         unknown = file_ids - mapping.label_of.keys()
         if unknown:
             bad = min(unknown)
             i = int(np.flatnonzero(categories == bad)[0])
-            raise _entry_error(path, kind, entries, i, records, info, set(info.native_ids), (
-                f"category_id {bad} is not in the class map ({mapping.description})"
-            ))  # fmt: skip
+            raise _entry_error(
+                path,
+                kind,
+                entries,
+                i,
+                records,
+                info,
+                set(info.native_ids),
+                (f"category_id {bad} is not in the class map ({mapping.description})"),
+            )
         decisions.append(f"class ids: {mapping.description}")
     lut_keys = np.array(sorted(mapping.label_of), dtype=np.int64)
-    lut_vals = np.array([-1 if mapping.label_of[k] is None else mapping.label_of[k]
-                         for k in lut_keys], dtype=np.int64)  # fmt: skip
+    lut_vals = np.array(
+        [-1 if mapping.label_of[k] is None else mapping.label_of[k] for k in lut_keys],
+        dtype=np.int64,
+    )
     labels = lut_vals[np.searchsorted(lut_keys, categories)]
     keep = labels >= 0
     dropped = int((~keep).sum())

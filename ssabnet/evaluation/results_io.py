@@ -191,9 +191,15 @@ def write_coco_results(
 
 #: Fields of one VisDrone-DET result line (the last two are -1 in results).
 VISDRONE_RESULT_FIELDS = (
-    "bbox_left", "bbox_top", "bbox_width", "bbox_height", "score", "object_category",
-    "truncation", "occlusion",
-)  # fmt: skip
+    "bbox_left",
+    "bbox_top",
+    "bbox_width",
+    "bbox_height",
+    "score",
+    "object_category",
+    "truncation",
+    "occlusion",
+)
 
 
 def _parse_visdrone_result_line(text: str, where: str) -> tuple[list[float], float, int]:

@@ -197,8 +197,13 @@ def evaluate_official(
         "AP": float(weight @ ap.mean(axis=1)),
         "AP50": float(weight @ ap[:, t50]),
         "AP75": float(weight @ ap[:, t75]),
-        "APs": None, "APm": None, "APl": None, "AP_vt": None, "AP_t": None, "AP_s_tiny": None,
-    }  # fmt: skip
+        "APs": None,
+        "APm": None,
+        "APl": None,
+        "AP_vt": None,
+        "AP_t": None,
+        "AP_s_tiny": None,
+    }
     for j, md in enumerate(max_dets_list):
         metrics[f"AR{md}"] = float(weight @ ar[:, :, j].mean(axis=1))
     metrics["per_class"] = {

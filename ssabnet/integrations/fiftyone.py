@@ -56,9 +56,17 @@ EVAL_IOU = 0.5
 #: Buckets whose misses form the ``<field>_missed_tiny_patches`` saved view.
 TINY_BUCKETS = ("very_tiny", "tiny")
 _RESERVED = {
-    "id", "filepath", "tags", "metadata", "created_at", "last_modified_at", "frames",
-    GT_FIELD, IGNORE_REGIONS_FIELD, IMAGE_ID_FIELD,
-}  # fmt: skip
+    "id",
+    "filepath",
+    "tags",
+    "metadata",
+    "created_at",
+    "last_modified_at",
+    "frames",
+    GT_FIELD,
+    IGNORE_REGIONS_FIELD,
+    IMAGE_ID_FIELD,
+}
 _INFO_KEY = "ssabnet"
 
 
@@ -142,10 +150,16 @@ def ground_truth_detections(record: ImageRecord, info: DatasetInfo, fo) -> tuple
             iscrowd=not bool(ev),
         )
         for box, label, size, bucket, occ, trunc, ev in zip(
-            rel, record.labels, sizes, buckets, record.occlusion, record.truncation, evaluated,
+            rel,
+            record.labels,
+            sizes,
+            buckets,
+            record.occlusion,
+            record.truncation,
+            evaluated,
             strict=True,
         )
-    ]  # fmt: skip
+    ]
     regions_rel = boxes_xyxy_to_relative_xywh(
         np.asarray(record.ignore_regions, np.float64).reshape(-1, 4), record.width, record.height
     )
@@ -180,14 +194,17 @@ def _prepare_field(
         sizes, buckets = _object_attributes(pred["boxes"])
         detections[record.image_id] = [
             fo.Detection(
-                label=info.classes[label], bounding_box=[float(v) for v in box],
-                confidence=float(score), size_px=float(size), size_bucket=bucket,
+                label=info.classes[label],
+                bounding_box=[float(v) for v in box],
+                confidence=float(score),
+                size_px=float(size),
+                size_bucket=bucket,
                 **{attr: str(st)},
             )
             for box, label, score, size, bucket, st in zip(
                 rel, pred["labels"], pred["scores"], sizes, buckets, status, strict=True
             )
-        ]  # fmt: skip
+        ]
         g = gts_by_image.get(record.image_id)
         n_gt = record.num_objects
         if g is None:
@@ -324,9 +341,11 @@ def index_dataset(
     del new_samples
 
     meta.update(
-        data=str(dataset.root), dataset=info.name, classes=list(info.classes),
+        data=str(dataset.root),
+        dataset=info.name,
+        classes=list(info.classes),
         num_samples=len(fo_dataset),
-    )  # fmt: skip
+    )
     meta.setdefault("fields", {})
     for field in prepared:
         _write_field(fo_dataset, field, records)
@@ -359,9 +378,10 @@ def _write_field(fo_dataset, field: _PreparedField, records: Sequence[ImageRecor
         field.name, {i: fo.Detections(detections=field.detections[i]) for i in ids}, **key
     )
     fo_dataset.set_values(
-        f"{GT_FIELD}.detections.ssab_{field.name}_eval", {i: field.gt_status[i] for i in ids},
+        f"{GT_FIELD}.detections.ssab_{field.name}_eval",
+        {i: field.gt_status[i] for i in ids},
         **key,
-    )  # fmt: skip
+    )
     fo_dataset.set_values(
         f"{GT_FIELD}.detections.ssab_{field.name}_iou", {i: field.gt_iou[i] for i in ids}, **key
     )
@@ -372,9 +392,17 @@ def _write_field(fo_dataset, field: _PreparedField, records: Sequence[ImageRecor
 def _fiftyone_evaluation(fo_dataset, field: str) -> dict:
     # FiftyOne's COCO mAP keeps only 100 predictions per image and class unless told
     results = fo_dataset.evaluate_detections(
-        field, gt_field=GT_FIELD, eval_key=f"eval_{field}", method="coco", iou=EVAL_IOU,
-        classwise=True, compute_mAP=True, max_preds=MAX_DET, iscrowd="iscrowd", progress=False,
-    )  # fmt: skip
+        field,
+        gt_field=GT_FIELD,
+        eval_key=f"eval_{field}",
+        method="coco",
+        iou=EVAL_IOU,
+        classwise=True,
+        compute_mAP=True,
+        max_preds=MAX_DET,
+        iscrowd="iscrowd",
+        progress=False,
+    )
     return {"eval_key": f"eval_{field}", "fiftyone_mAP": float(results.mAP())}
 
 

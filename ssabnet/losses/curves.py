@@ -18,8 +18,16 @@ from ssabnet.ops.overlaps import BETA, KAPPA, scale_modulation
 
 DIRECTIONS = ("x", "y", "xy", "size")
 CURVE_COLUMNS = [
-    "kind", "gt_size", "offset", "loss", "grad_cx", "grad_cy", "grad_w", "grad_h", "grad_norm",
-]  # fmt: skip
+    "kind",
+    "gt_size",
+    "offset",
+    "loss",
+    "grad_cx",
+    "grad_cy",
+    "grad_w",
+    "grad_h",
+    "grad_norm",
+]
 
 
 def _as_list(values) -> list:

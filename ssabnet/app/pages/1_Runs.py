@@ -71,11 +71,16 @@ if headline:
     )
     st.plotly_chart(
         px.bar(
-            long, x="metric", y="value", color="run", barmode="group", title="Headline metrics",
+            long,
+            x="metric",
+            y="value",
+            color="run",
+            barmode="group",
+            title="Headline metrics",
             labels={"value": "%"},
         ),
         width="stretch",
-    )  # fmt: skip
+    )
 
 st.subheader("AP per size bucket")
 st.plotly_chart(
@@ -105,7 +110,7 @@ if per_class[class_metric].notna().any():
             color="run",
             barmode="group",
             labels={class_metric: f"{class_metric} %"},
-        ),  # fmt: skip
+        ),
         width="stretch",
     )
 else:

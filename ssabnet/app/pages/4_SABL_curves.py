@@ -119,9 +119,13 @@ MU_SIZES = (1.0, 256.0)  # px: the x range of the mu(s) plot (VisDrone objects: 
 sizes = np.geomspace(*MU_SIZES, 200)
 mu = modulation_curve(sizes, kappa=float(kappa), beta=float(beta))
 figure = px.line(
-    mu, x="size", y="mu", title="SABL modulation μ(s): weight of the NWD term", log_x=True,
+    mu,
+    x="size",
+    y="mu",
+    title="SABL modulation μ(s): weight of the NWD term",
+    log_x=True,
     labels={"size": "object size s = √(w·h) (px, log scale)", "mu": "μ(s)"},
-)  # fmt: skip
+)
 # Vertical markers are traces, not add_vline: on a log axis add_vline's annotation is placed
 # at log10 coordinates and stretched the axis to 10^12 px.
 for x, label, dash in (
@@ -130,9 +134,15 @@ for x, label, dash in (
 ):
     x = min(max(x, MU_SIZES[0]), MU_SIZES[1])
     figure.add_scatter(
-        x=[x, x], y=[0.0, 1.08], mode="lines+text", text=["", label], textposition="top center",
-        line={"dash": dash, "color": "gray"}, showlegend=False, hoverinfo="skip",
-    )  # fmt: skip
+        x=[x, x],
+        y=[0.0, 1.08],
+        mode="lines+text",
+        text=["", label],
+        textposition="top center",
+        line={"dash": dash, "color": "gray"},
+        showlegend=False,
+        hoverinfo="skip",
+    )
 figure.update_xaxes(
     range=[np.log10(MU_SIZES[0]), np.log10(MU_SIZES[1])],
     tickvals=[1, 2, 4, 8, 16, 32, 64, 128, 256],

@@ -33,10 +33,22 @@ from ssabnet.analysis import (
 from ssabnet.app import common
 
 OTHER_COLOR = (255, 170, 0)  # the other run's / nearest detection
-TYPE_COLORS = {"cls": "#e45756", "loc": "#f58518", "both": "#b279a2", "dupe": "#72b7b2",
-               "bkg": "#54a24b", "miss": "#4c78a8"}  # fmt: skip
-TYPE_NAMES = {"cls": "classification", "loc": "localisation", "both": "cls + loc",
-              "dupe": "duplicate", "bkg": "background", "miss": "missed"}  # fmt: skip
+TYPE_COLORS = {
+    "cls": "#e45756",
+    "loc": "#f58518",
+    "both": "#b279a2",
+    "dupe": "#72b7b2",
+    "bkg": "#54a24b",
+    "miss": "#4c78a8",
+}
+TYPE_NAMES = {
+    "cls": "classification",
+    "loc": "localisation",
+    "both": "cls + loc",
+    "dupe": "duplicate",
+    "bkg": "background",
+    "miss": "missed",
+}
 BOX = ["x1", "y1", "x2", "y2"]
 
 
@@ -84,8 +96,10 @@ def _gallery(rows: pd.DataFrame, dataset, focus: str, layers, caption, context: 
             continue
         image = read_image_rgb(record.image_path)
         crop, focus_box = crop_with_context(image, _boxes(row, focus), context=context)
-        shift = [float(v) for v in (_boxes(row, focus)[0] - focus_box[0],
-                                    _boxes(row, focus)[1] - focus_box[1])]  # fmt: skip
+        shift = [
+            float(v)
+            for v in (_boxes(row, focus)[0] - focus_box[0], _boxes(row, focus)[1] - focus_box[1])
+        ]
         for prefix, color in layers:
             box = _boxes(row, prefix)
             if box is not None:
@@ -124,8 +138,13 @@ labelled, report, best = _analysis(_key(run), run.matches)
 
 threshold = st.slider(
     "Confidence threshold for counts and galleries (AP and ΔAP use all scores)",
-    0.0, 1.0, float(round(best.score, 3)), step=0.001, format="%.3f", key="err_threshold",
-)  # fmt: skip
+    0.0,
+    1.0,
+    float(round(best.score, 3)),
+    step=0.001,
+    format="%.3f",
+    key="err_threshold",
+)
 st.caption(
     f"Default: the F1-optimal threshold **{best.score:.3f}** (pooled over classes at IoU 0.5: "
     f"F1 {100 * best.f1:.1f} %, precision {100 * best.precision:.1f} %, recall "
@@ -135,33 +154,48 @@ st.caption(
 st.subheader("TIDE error types per object size")
 buckets = ["all", *size_bucket_names()]
 delta = pd.DataFrame(
-    [{"bucket": b, "type": t, "dAP": 100 * (report.delta_ap[b][t] or 0.0)} for b in buckets
-     for t in ERROR_TYPES]
-)  # fmt: skip
+    [
+        {"bucket": b, "type": t, "dAP": 100 * (report.delta_ap[b][t] or 0.0)}
+        for b in buckets
+        for t in ERROR_TYPES
+    ]
+)
 left, right = st.columns(2)
 left.plotly_chart(
     px.bar(
-        delta, x="bucket", y="dAP", color="type", barmode="group",
-        color_discrete_map=TYPE_COLORS, category_orders={"bucket": buckets, "type": ERROR_TYPES},
+        delta,
+        x="bucket",
+        y="dAP",
+        color="type",
+        barmode="group",
+        color_discrete_map=TYPE_COLORS,
+        category_orders={"bucket": buckets, "type": ERROR_TYPES},
         labels={"dAP": "ΔAP50 (AP points, %)", "bucket": "object size"},
         title="ΔAP50 from fixing each error type (unthresholded)",
     ),
     width="stretch",
-)  # fmt: skip
+)
 at = error_counts_at(labelled, threshold)
 count_long = pd.DataFrame(
-    [{"bucket": b, "type": t, "count": int(at.loc[b, t])} for b in size_bucket_names()
-     for t in ERROR_TYPES]
-)  # fmt: skip
+    [
+        {"bucket": b, "type": t, "count": int(at.loc[b, t])}
+        for b in size_bucket_names()
+        for t in ERROR_TYPES
+    ]
+)
 right.plotly_chart(
     px.bar(
-        count_long, x="bucket", y="count", color="type", color_discrete_map=TYPE_COLORS,
+        count_long,
+        x="bucket",
+        y="count",
+        color="type",
+        color_discrete_map=TYPE_COLORS,
         category_orders={"bucket": size_bucket_names(), "type": ERROR_TYPES},
         labels={"bucket": "object size", "count": "errors"},
         title=f"Errors at confidence ≥ {threshold:.3f}",
     ),
     width="stretch",
-)  # fmt: skip
+)
 table = pd.DataFrame(
     {"AP50 % (all scores)": [common.fmt_pct(report.ap[b]) for b in buckets]}, index=buckets
 )
@@ -185,12 +219,16 @@ long = counts.reset_index().melt(
 )
 st.plotly_chart(
     px.bar(
-        long, x=by, y="count", color="outcome", barmode="group",
+        long,
+        x=by,
+        y="count",
+        color="outcome",
+        barmode="group",
         color_discrete_map={"tp": "seagreen", "fn": "crimson", "fp": "orange"},
         title=f"{run.name}: TP / FN / FP by {by} at confidence ≥ {threshold:.3f}",
     ),
     width="stretch",
-)  # fmt: skip
+)
 st.dataframe(counts.style.format({"recall": "{:.1%}"}, na_rep="–"), width="stretch")
 if by == "occlusion":
     st.caption("Detections carry no occlusion level: the FP total is in the row '(detections)'.")
@@ -201,26 +239,36 @@ context = st.slider("Crop context (× box size)", 2.0, 8.0, 4.0, key="err_contex
 st.subheader("False positives by type and size (most confident first)")
 c1, c2, c3 = st.columns(3)
 fp_type = c1.selectbox(
-    "Type", ["all", *FP_TYPES], key="err_fp_type",
+    "Type",
+    ["all", *FP_TYPES],
+    key="err_fp_type",
     format_func=lambda t: t if t == "all" else f"{t} ({TYPE_NAMES[t]})",
-)  # fmt: skip
+)
 fp_bucket = c2.selectbox("Size", ["all", *size_bucket_names()], key="err_fp_bucket")
 fp_limit = c3.slider("How many", 6, 48, 12, step=6, key="err_fp_limit")
 fps = false_positive_gallery(
-    labelled, threshold, None if fp_type == "all" else fp_type,
-    None if fp_bucket == "all" else fp_bucket, fp_limit,
-)  # fmt: skip
+    labelled,
+    threshold,
+    None if fp_type == "all" else fp_type,
+    None if fp_bucket == "all" else fp_bucket,
+    fp_limit,
+)
 if fps.empty:
     st.info("No false positive of this type and size at this threshold.")
 else:
     st.caption("Red: the false positive; green: the object it is about (none for bkg).")
     _gallery(
-        fps, dataset, "", [("gt_", (0, 220, 0)), ("", PRED_COLOR)],
-        lambda r: f"{r['error_type']} · {r['class_name']} {r['score']:.2f}"
-        + (f" on {r['gt_class']}" if isinstance(r["gt_class"], str) else "")
-        + f" · IoU {r['best_iou']:.2f} · {r['image_id']}",
+        fps,
+        dataset,
+        "",
+        [("gt_", (0, 220, 0)), ("", PRED_COLOR)],
+        lambda r: (
+            f"{r['error_type']} · {r['class_name']} {r['score']:.2f}"
+            + (f" on {r['gt_class']}" if isinstance(r["gt_class"], str) else "")
+            + f" · IoU {r['best_iou']:.2f} · {r['image_id']}"
+        ),
         context,
-    )  # fmt: skip
+    )
 
 st.subheader("Missed objects (smallest first)")
 c1, c2, c3 = st.columns(3)
@@ -231,9 +279,12 @@ classes = ["all", *sorted(set(run.matches.gts["class_name"]))]
 class_name = c2.selectbox("Class", classes, key="err_class")
 limit = c3.slider("How many", 4, 48, 12, step=4, key="err_limit")
 missed = missed_objects(
-    run.matches, tuple(miss_buckets), None if class_name == "all" else class_name, limit,
+    run.matches,
+    tuple(miss_buckets),
+    None if class_name == "all" else class_name,
+    limit,
     threshold=threshold,
-)  # fmt: skip
+)
 if missed.empty:
     st.info("No missed object in the chosen buckets/class.")
 else:
@@ -242,18 +293,36 @@ else:
     )
     missed = missed.assign(**{f"near_{c}": near[c].to_numpy() for c in BOX})
     st.dataframe(
-        missed[["image_id", "gt_index", "class_name", "size", "size_bucket", "occlusion",
-                "near_iou", "near_score", "near_class"]],
-        hide_index=True, width="stretch",
-    )  # fmt: skip
+        missed[
+            [
+                "image_id",
+                "gt_index",
+                "class_name",
+                "size",
+                "size_bucket",
+                "occlusion",
+                "near_iou",
+                "near_score",
+                "near_class",
+            ]
+        ],
+        hide_index=True,
+        width="stretch",
+    )
     st.caption("Green: the missed object; orange: the nearest detection of any class and score.")
     _gallery(
-        missed, dataset, "", [("near_", OTHER_COLOR), ("", (0, 220, 0))],
-        lambda r: f"{r['class_name']} {r['size']:.0f}px occ {r['occlusion']} · nearest IoU "
-        f"{r['near_iou']:.2f}" + (f" ({r['near_score']:.2f})" if r["near_score"] == r["near_score"]
-                                  else "") + f" · {r['image_id']}",
+        missed,
+        dataset,
+        "",
+        [("near_", OTHER_COLOR), ("", (0, 220, 0))],
+        lambda r: (
+            f"{r['class_name']} {r['size']:.0f}px occ {r['occlusion']} · nearest IoU "
+            f"{r['near_iou']:.2f}"
+            + (f" ({r['near_score']:.2f})" if r["near_score"] == r["near_score"] else "")
+            + f" · {r['image_id']}"
+        ),
         context,
-    )  # fmt: skip
+    )
 
 st.subheader("Missed by one run, found by another")
 others = [i for i in infos if i.name != run.name]
@@ -262,9 +331,13 @@ if not others:
 else:
     other_names = [i.name for i in others]
     pick = next((n for n in cfg.compare if n in other_names), other_names[0])
-    other_info = others[other_names.index(
-        st.selectbox("Other run (B)", other_names, index=other_names.index(pick), key="err_other")
-    )]  # fmt: skip
+    other_info = others[
+        other_names.index(
+            st.selectbox(
+                "Other run (B)", other_names, index=other_names.index(pick), key="err_other"
+            )
+        )
+    ]
     other_runs = common.load_runs([other_info], split)
     if other_runs and other_runs[0].matches is not None:
         other = other_runs[0]
@@ -277,8 +350,12 @@ else:
         cross_bucket = st.selectbox("Size", ["all", *size_bucket_names()], key="err_cross_bucket")
         bucket_arg = None if cross_bucket == "all" else cross_bucket
         try:
-            tab_ab, tab_ba = st.tabs([f"missed by {run.name}, found by {other.name}",
-                                      f"missed by {other.name}, found by {run.name}"])  # fmt: skip
+            tab_ab, tab_ba = st.tabs(
+                [
+                    f"missed by {run.name}, found by {other.name}",
+                    f"missed by {other.name}, found by {run.name}",
+                ]
+            )
             for tab, (a, ta, b, tb) in (
                 (tab_ab, (run.matches, threshold, other.matches, other_best.score)),
                 (tab_ba, (other.matches, other_best.score, run.matches, threshold)),
@@ -288,12 +365,16 @@ else:
                     st.write(f"{len(rows)} objects shown (smallest first).")
                     if not rows.empty:
                         _gallery(
-                            rows, dataset, "", [("a_", OTHER_COLOR), ("b_", PRED_COLOR),
-                                                ("", (0, 220, 0))],
-                            lambda r: f"{r['class_name']} {r['size']:.0f}px · found "
-                            f"{r['b_score']:.2f} · {r['image_id']}",
+                            rows,
+                            dataset,
+                            "",
+                            [("a_", OTHER_COLOR), ("b_", PRED_COLOR), ("", (0, 220, 0))],
+                            lambda r: (
+                                f"{r['class_name']} {r['size']:.0f}px · found "
+                                f"{r['b_score']:.2f} · {r['image_id']}"
+                            ),
                             context,
-                        )  # fmt: skip
+                        )
         except ValueError as exc:
             st.error(str(exc))
 
@@ -306,21 +387,28 @@ if curves.empty:
 else:
     left.plotly_chart(
         px.line(
-            curves, x="recall", y="precision", color="class_name",
+            curves,
+            x="recall",
+            y="precision",
+            color="class_name",
             title=f"Precision-recall per class ({pr_bucket}, all scores)",
-            range_x=[0, 1], range_y=[0, 1.02],
+            range_x=[0, 1],
+            range_y=[0, 1.02],
         ),
         width="stretch",
-    )  # fmt: skip
+    )
 matrix = confusion_matrix(labelled, threshold)
 right.plotly_chart(
     px.imshow(
-        matrix, text_auto=True, color_continuous_scale="Blues", aspect="auto",
+        matrix,
+        text_auto=True,
+        color_continuous_scale="Blues",
+        aspect="auto",
         labels={"x": "predicted", "y": "true", "color": "count"},
         title=f"Confusion matrix at confidence ≥ {threshold:.3f}",
     ),
     width="stretch",
-)  # fmt: skip
+)
 st.caption(
     "Rows: true class (background = no object); columns: predicted class (background = not "
     "detected). Row sums are the objects of a class, column sums the kept detections."
