@@ -383,12 +383,12 @@ def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = 
     resume = runs.weights_path(run_dir, "last").is_file()
     fit(cfg, resume=resume, progress=progress)
     if launch_rank() == 0:
-        results = pd.read_csv(run_dir / "results.csv")
+        results = pd.read_csv(run_dir / runs.RESULTS_FILE)
         if len(results) < cfg.train.epochs:
             raise RuntimeError(
                 f"{run_dir}: results.csv has {len(results)} of {cfg.train.epochs} epochs"
             )
-        loaded = load_checkpoint(run_dir / "weights" / "last.pt")
+        loaded = load_checkpoint(runs.weights_path(run_dir, "last"))
         params = sum(p.numel() for p in loaded.model.parameters())
         record = {
             "variant": variant,
@@ -441,7 +441,7 @@ def collect_runs(out: str | Path) -> pd.DataFrame:
     rows = []
     for record_file in sorted(Path(out).glob(f"*/seed*/{RUN_FILE}")):
         run_dir = record_file.parent
-        metrics_file = run_dir / "val" / "last" / "metrics.json"
+        metrics_file = runs.metrics_path(run_dir, "last")
         if not metrics_file.is_file():
             continue
         record = json.loads(record_file.read_text())
@@ -487,7 +487,7 @@ def gains_over_baseline(
 
     def tables(variant: str) -> list[MatchTables]:
         dirs = runs.loc[runs["variant"] == variant, "run_dir"]
-        return [MatchTables.load(Path(d) / "val" / "last") for d in dirs]
+        return [MatchTables.load(runs.val_dir(d, "last")) for d in dirs]
 
     if reference not in set(runs["variant"]):
         return pd.DataFrame()

@@ -183,8 +183,8 @@ def train_run(run: str, budget: DemoBudget, data: dict[str, str], out: Path, pro
 
 def write_predictions(run_dir: Path, val_spec: str, imgsz: int) -> tuple[str, Path]:
     """``<run>/predictions.json``: COCO results of ``weights/best.pt`` on the val split."""
-    path = run_dir / "predictions.json"
-    weights = run_dir / "weights" / "best.pt"
+    path = run_dir / runs.PREDICTIONS_FILE
+    weights = runs.weights_path(run_dir, "best")
     if path.is_file() and path.stat().st_mtime >= weights.stat().st_mtime:
         try:
             if isinstance(json.loads(path.read_text()), list):
@@ -220,14 +220,13 @@ def compare_runs(out: Path, n_boot: int = 1000) -> tuple[str, Any]:
 
     a, b = RUN_NAMES
     metrics = {
-        run: json.loads((out / run / "val" / "best" / "metrics.json").read_text())
-        for run in RUN_NAMES
+        run: json.loads(runs.metrics_path(out / run, "best").read_text()) for run in RUN_NAMES
     }
     table = pd.DataFrame({run: [metrics[run].get(k) for k in SUMMARY_METRICS] for run in RUN_NAMES})
     table.index = list(SUMMARY_METRICS)
     boot = bootstrap_ap_difference(
-        MatchTables.load(out / a / "val" / "best"),
-        MatchTables.load(out / b / "val" / "best"),
+        MatchTables.load(runs.val_dir(out / a, "best")),
+        MatchTables.load(runs.val_dir(out / b, "best")),
         n_boot=n_boot,
         seed=0,
         by="bucket",
@@ -266,7 +265,7 @@ def index_fiftyone(out: Path, val_spec: str) -> tuple[str, str | None]:
     except ImportError as exc:
         print(f"  FiftyOne step skipped: the integration is not available ({exc})")
         return "skipped", None
-    predictions = {run.replace("-", "_"): out / run / "predictions.json" for run in RUN_NAMES}
+    predictions = {run.replace("-", "_"): out / run / runs.PREDICTIONS_FILE for run in RUN_NAMES}
     try:
         # Our evaluator's verdict on every box and GT (ssab_<field>_eval), TP/FP/FN counts and
         # the error views. FiftyOne's own evaluate_detections is left to `ssabnet fiftyone
@@ -363,7 +362,7 @@ def run_demo(
         "budget": dataclasses.asdict(chosen),
         "datasets": data,
         "runs": {run: str(out / run) for run in RUN_NAMES},
-        "predictions": {run: str(out / run / "predictions.json") for run in RUN_NAMES},
+        "predictions": {run: str(out / run / runs.PREDICTIONS_FILE) for run in RUN_NAMES},
         "comparison": str(out / "comparison.csv"),
         "fiftyone_dataset": fiftyone_name,
         "fiftyone_command": f"ssabnet fiftyone launch --name {fiftyone_name}"

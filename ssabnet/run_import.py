@@ -5,6 +5,7 @@ The imported run has the layout of :mod:`ssabnet.runs` (kind ``"imported"``)::
     DIR/run.json                      the run card: detector, source file (+ sha256), format and
                                       the reader's decisions, dataset, protocol, date, counts
     DIR/predictions.json              the predictions as COCO results with SSABNet image ids
+                                      (a byte copy when the source already is exactly that)
     DIR/val/best/metrics.json         + matches_{dets,gts}.parquet, as for a trained run
 
 so the app, FiftyOne indexing, the bootstrap comparison and the notebooks take it next to
@@ -145,11 +146,15 @@ def import_predictions(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "software": f"ssabnet {__version__}",
     }
-    entries = predictions_to_coco_results(loaded.predictions, dataset.info, dataset.records)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
     try:
-        (staging / runs.PREDICTIONS_FILE).write_text(json.dumps(entries, separators=(",", ":")))
+        if loaded.canonical:  # already COCO results with our ids: keep the bytes (fast, exact)
+            shutil.copyfile(source, staging / runs.PREDICTIONS_FILE)
+        else:
+            entries = predictions_to_coco_results(loaded.predictions, dataset.info, dataset.records)
+            text = json.dumps(entries, separators=(",", ":"))
+            (staging / runs.PREDICTIONS_FILE).write_text(text)
         save_evaluation(evaluator, metrics, runs.metrics_path(staging, "best"))
         (staging / runs.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")  # written last
         _replace_folder(staging, run_dir)

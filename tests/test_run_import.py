@@ -185,6 +185,8 @@ def test_imported_run_is_a_run_next_to_trained_ones(trained, predictions, synthe
     assert loaded.kind == "imported" and loaded.metrics["AP"] == plain["AP"]
     assert loaded.weights is None and not loaded.has_weights and loaded.predictions.is_file()
     assert loaded.config["model"]["name"] == "yolo-x"
+    # already COCO results with SSABNet ids: kept byte for byte
+    assert loaded.predictions.read_bytes() == predictions["coco"].read_bytes()
     assert loaded.config["data"]["val"] == card["dataset"]
     # discovery and `runs list` see both kinds
     infos = {i.name: i for i in discover_runs(trained)}
@@ -327,6 +329,13 @@ def test_ultralytics_numeric_stems_score_ap_100(numeric_dataset, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "numeric file stems" in printed and "0-based class indices" in printed
     assert json.loads((run / "val" / "best" / "metrics.json").read_text())["AP"] == 1.0
+    # predictions.json is rewritten with SSABNet ids and the dataset's class ids
+    from ssabnet.evaluation import Evaluator, read_coco_results
+
+    stored = read_coco_results(run / "predictions.json", dataset.info, dataset.records)
+    evaluator = Evaluator(dataset.info, dataset.records)
+    evaluator.process(stored)
+    assert evaluator.evaluate()["AP"] == 1.0
     # auto: ids 1..12 are also valid SSABNet ids, naming other images -> an error, never a guess
     assert val_run(preds, numeric_dataset, tmp_path / "auto") == 2
     err = capsys.readouterr().err

@@ -78,6 +78,9 @@ class LoadedPredictions:
         num_detections: detections kept.
         num_dropped: detections dropped by a ``null`` entry of the class map.
         images_with_detections: records that got at least one detection.
+        canonical: the file already is what :func:`results_io.write_coco_results` writes for
+            these predictions up to order and number formatting: COCO results with SSABNet
+            integer ids and the dataset's category ids, every entry kept (an import may copy it).
     """
 
     predictions: Predictions
@@ -87,6 +90,7 @@ class LoadedPredictions:
     num_detections: int
     num_dropped: int = 0
     images_with_detections: int = 0
+    canonical: bool = False
 
 
 # ----------------------------------------------------------------------------- class maps
@@ -396,7 +400,8 @@ def _read_json_results(path: Path, records, pred_format: str):
     if strs:
         decisions.append(f"{len(strs)} string image ids matched by image id, file name or stem")
     rows = np.fromiter((lookup[v] for v in raw_ids), dtype=np.int64, count=len(raw_ids))
-    return rows, categories, boxes, scores, chosen, decisions, entries
+    ssabnet_ids = chosen == "coco" and not strs
+    return rows, categories, boxes, scores, chosen, decisions, entries, ssabnet_ids
 
 
 # ----------------------------------------------------------------------------- VisDrone txt
@@ -428,7 +433,7 @@ def _read_visdrone_folder(path: Path, records, info: DatasetInfo):
     scores = np.concatenate([p["scores"] for p in per_record])
     categories = np.concatenate([p["labels"] for p in per_record]).astype(np.int64)
     decisions = [f"{len(records)} result files (one per image)"]
-    return rows, categories, boxes, scores, "visdrone", decisions, None
+    return rows, categories, boxes, scores, "visdrone", decisions, None, False
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -478,11 +483,11 @@ def load_predictions(
     mapping = parse_class_map(class_map, info)
     decisions = []
     if kind == "visdrone":
-        rows, categories, boxes, scores, chosen, more, entries = _read_visdrone_folder(
+        rows, categories, boxes, scores, chosen, more, entries, ssabnet_ids = _read_visdrone_folder(
             path, records, info
         )
     else:
-        rows, categories, boxes, scores, chosen, more, entries = _read_json_results(
+        rows, categories, boxes, scores, chosen, more, entries, ssabnet_ids = _read_json_results(
             path, records, pred_format
         )
     how = "auto-detected" if pred_format == "auto" else "given"
@@ -521,7 +526,7 @@ def load_predictions(
                 i,
                 records,
                 info,
-                set(info.native_ids),
+                set(mapping.label_of),
                 (f"category_id {bad} is not in the class map ({mapping.description})"),
             )
         decisions.append(f"class ids: {mapping.description}")
@@ -538,8 +543,14 @@ def load_predictions(
     predictions = _group(rows[keep], boxes[keep], scores[keep], labels[keep], records)
     with_dets = sum(1 for p in predictions.values() if len(p["scores"]))
     decisions.append(f"{int(keep.sum())} detections on {with_dets} of {len(records)} images")
+    native = {n: label for label, n in enumerate(info.native_ids)}
+    canonical = (
+        ssabnet_ids
+        and not dropped
+        and all(mapping.label_of.get(c) == native.get(c) for c in file_ids)
+    )
     return LoadedPredictions(
-        predictions, chosen, path, tuple(decisions), int(keep.sum()), dropped, with_dets
+        predictions, chosen, path, tuple(decisions), int(keep.sum()), dropped, with_dets, canonical
     )
 
 
