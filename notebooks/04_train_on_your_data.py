@@ -186,7 +186,46 @@ ax.set_xlabel("x (px)")
 ax.set_ylabel("y (px)")
 
 # %% [markdown]
-# ## 4. Pointing the catalog at a full VisDrone or UAVDT download
+# ## 4. Another detector's predictions as a run
+#
+# Everything SSABNet computes from a run (per-scale AP, matching tables, bootstrap comparison,
+# the app, FiftyOne) also works for **any** detector's predictions: a COCO results file, an
+# Ultralytics `predictions.json` or a folder of official VisDrone-DET result txts. The reader
+# says what it decided (format, how image and class ids were read); `import_predictions`
+# writes an *imported* run folder (`run.json` card, `predictions.json`, `val/best/`), what
+# `ssabnet val --predictions P --data D --run DIR` does. Here the predictions above, written in
+# the official VisDrone-DET txt format, stand in for another detector's output.
+
+# %%
+from ssabnet.data.visdrone import write_visdrone_results
+
+txt_dir = work / "other-detector-txt"
+write_visdrone_results(predictions, txt_dir, val.info.native_ids, [r.image_id for r in val.records])
+imported = ssabnet.import_predictions(
+    txt_dir, val, work / "runs" / "other-detector", dataset_spec=str(work / "val"),
+    name="other-detector", overwrite=True,
+)  # fmt: skip
+print("\n".join(imported.loaded.decisions))
+other = ssabnet.load_run(work / "runs" / "other-detector")
+trained = ssabnet.load_run(run_dir)
+print(other.kind, other.card["format"], "| weights:", other.weights)
+pd.DataFrame(
+    {"imported txt": {k: other.metrics[k] for k in ("AP", "AP50", "AP_t")},
+     "in memory": {k: val_metrics[k] for k in ("AP", "AP50", "AP_t")}}
+)  # fmt: skip
+
+# %% [markdown]
+# The txt format rounds boxes to 0.01 px and scores to 1e-4, so the two columns agree to that
+# grain. The imported run compares with the trained one like any two runs (paired bootstrap over
+# images of the AP50 difference; `trained` holds the run's own validation, `other` the import):
+
+# %%
+ssabnet.evaluation.bootstrap_ap_difference(
+    trained.matches, other.matches, n_boot=200, seed=0, by="bucket"
+)[["n_gt", "ap_a", "ap_b", "delta", "ci_low", "ci_high"]]
+
+# %% [markdown]
+# ## 5. Pointing the catalog at a full VisDrone or UAVDT download
 #
 # Datasets are named by **catalog cards**, small YAML files in `data_catalog/` (shipped:
 # `visdrone-det-{train,val,test-dev}`, `uavdt-{train,test}`, ...). A card's `root` may use
@@ -270,3 +309,5 @@ except ValueError as error:
 #   (`config.yaml`, `results.csv`, `weights/`, `val/`).
 # * `load_checkpoint` -> `predict` -> `Evaluator` is the same path the CLI, the app and the
 #   notebooks use.
+# * Another detector's predictions become an imported run (`ssabnet.import_predictions`, or
+#   `ssabnet val --predictions P --run DIR`) that loads and compares like a trained one.

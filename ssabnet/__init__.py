@@ -10,9 +10,11 @@ __version__ = "0.1.0"
 
 from ssabnet.config import Config, load_config  # noqa: E402
 from ssabnet.data import DetectionDataset, load_dataset  # noqa: E402
-from ssabnet.evaluation import Evaluator  # noqa: E402
+from ssabnet.evaluation import Evaluator, load_predictions  # noqa: E402
 from ssabnet.losses import box_loss, loss_curves  # noqa: E402
 from ssabnet.model import build_model  # noqa: E402
+from ssabnet.run_import import import_predictions  # noqa: E402
+from ssabnet.runs import discover_runs, load_run  # noqa: E402
 
 # The engine and the scene generator pull in OpenCV: imported on first use so ``import ssabnet``
 # stays light.
@@ -37,3 +39,4 @@ __all__ = ["Config", "load_config", "build_model", "Evaluator", "__version__"]
 __all__ += list(_LAZY_EXPORTS)
 __all__ += ["box_loss", "loss_curves"]
 __all__ += ["DetectionDataset", "load_dataset"]
+__all__ += ["load_predictions", "import_predictions", "discover_runs", "load_run"]
