@@ -55,7 +55,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssabnet import __version__, runs
+from ssabnet import __version__
+from ssabnet import runs as run_folder  # `runs` is the DataFrame of runs below
 from ssabnet.atomic_io import atomic_path, write_json_atomic, write_text_atomic
 from ssabnet.config import Config, config_to_dict, merge
 from ssabnet.data import load_dataset
@@ -367,7 +368,7 @@ def plan_ablation(
 def run_finished(run_dir: Path, epochs: int) -> bool:
     """A finished ablation run: :func:`ssabnet.runs.is_finished` on ``val/last`` (the final
     weights) with the run record written last."""
-    return runs.is_finished(run_dir, epochs, split="last", marker=RUN_FILE)
+    return run_folder.is_finished(run_dir, epochs, split="last", marker=RUN_FILE)
 
 
 def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = True) -> str:
@@ -376,19 +377,19 @@ def train_variant(plan: AblationPlan, variant: str, seed: int, progress: bool = 
 
     run_dir = plan.run_dir(variant, seed)
     cfg = plan.run_config(variant, seed)
-    if (run_dir / runs.CONFIG_FILE).is_file():
-        runs.check_same_recipe(run_dir, config_to_dict(cfg))
+    if (run_dir / run_folder.CONFIG_FILE).is_file():
+        run_folder.check_same_recipe(run_dir, config_to_dict(cfg))
     if run_finished(run_dir, cfg.train.epochs):
         return "skipped"
-    resume = runs.weights_path(run_dir, "last").is_file()
+    resume = run_folder.weights_path(run_dir, "last").is_file()
     fit(cfg, resume=resume, progress=progress)
     if launch_rank() == 0:
-        results = pd.read_csv(run_dir / runs.RESULTS_FILE)
+        results = pd.read_csv(run_dir / run_folder.RESULTS_FILE)
         if len(results) < cfg.train.epochs:
             raise RuntimeError(
                 f"{run_dir}: results.csv has {len(results)} of {cfg.train.epochs} epochs"
             )
-        loaded = load_checkpoint(runs.weights_path(run_dir, "last"))
+        loaded = load_checkpoint(run_folder.weights_path(run_dir, "last"))
         params = sum(p.numel() for p in loaded.model.parameters())
         record = {
             "variant": variant,
@@ -441,7 +442,7 @@ def collect_runs(out: str | Path) -> pd.DataFrame:
     rows = []
     for record_file in sorted(Path(out).glob(f"*/seed*/{RUN_FILE}")):
         run_dir = record_file.parent
-        metrics_file = runs.metrics_path(run_dir, "last")
+        metrics_file = run_folder.metrics_path(run_dir, "last")
         if not metrics_file.is_file():
             continue
         record = json.loads(record_file.read_text())
@@ -487,7 +488,7 @@ def gains_over_baseline(
 
     def tables(variant: str) -> list[MatchTables]:
         dirs = runs.loc[runs["variant"] == variant, "run_dir"]
-        return [MatchTables.load(runs.val_dir(d, "last")) for d in dirs]
+        return [MatchTables.load(run_folder.val_dir(d, "last")) for d in dirs]
 
     if reference not in set(runs["variant"]):
         return pd.DataFrame()
