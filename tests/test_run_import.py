@@ -378,6 +378,8 @@ def test_app_takes_imported_runs_next_to_trained_ones(demo_runs, tmp_path, monke
     assert table["model"].tolist()[0] == "other-detector"
     run("pages/1_Runs.py")
     run("pages/2_Compare.py")
+    errors = run("pages/5_Error_analysis.py")  # the imported run is preselected (compare[-1])
+    assert errors.selectbox(key="err_run").value == "other"
     maps = run("pages/3_Feature_maps.py")
     assert any("other: imported runs" in i.value and "no weights" in i.value for i in maps.info)
     assert maps.selectbox(key="fm_run").options == ["ssabnet-n"]
