@@ -202,17 +202,23 @@ from ssabnet.data.visdrone import write_visdrone_results
 txt_dir = work / "other-detector-txt"
 write_visdrone_results(predictions, txt_dir, val.info.native_ids, [r.image_id for r in val.records])
 imported = ssabnet.import_predictions(
-    txt_dir, val, work / "runs" / "other-detector", dataset_spec=str(work / "val"),
-    name="other-detector", overwrite=True,
-)  # fmt: skip
+    txt_dir,
+    val,
+    work / "runs" / "other-detector",
+    dataset_spec=str(work / "val"),
+    name="other-detector",
+    overwrite=True,
+)
 print("\n".join(imported.loaded.decisions))
 other = ssabnet.load_run(work / "runs" / "other-detector")
 trained = ssabnet.load_run(run_dir)
 print(other.kind, other.card["format"], "| weights:", other.weights)
 pd.DataFrame(
-    {"imported txt": {k: other.metrics[k] for k in ("AP", "AP50", "AP_t")},
-     "in memory": {k: val_metrics[k] for k in ("AP", "AP50", "AP_t")}}
-)  # fmt: skip
+    {
+        "imported txt": {k: other.metrics[k] for k in ("AP", "AP50", "AP_t")},
+        "in memory": {k: val_metrics[k] for k in ("AP", "AP50", "AP_t")},
+    }
+)
 
 # %% [markdown]
 # The txt format rounds boxes to 0.01 px and scores to 1e-4, so the two columns agree to that
