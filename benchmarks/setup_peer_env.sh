@@ -13,6 +13,7 @@ echo "import site; site.addsitedir('$site_main')" > "$site_bench/_ssabnet_main_v
 .benchenv/bin/python -m pip install --quiet ultralytics==8.4.190 --no-deps
 .benchenv/bin/python -m pip install --quiet ultralytics-thop psutil py-cpuinfo polars requests
 .benchenv/bin/python -m pip install --quiet tidecv==1.0.1 --no-deps  # TIDE authors' package; its
-# deps (numpy, matplotlib, pycocotools, opencv) come from .venv through the .pth file
+# deps numpy, matplotlib, pycocotools, pandas, opencv come from .venv through the .pth file
+.benchenv/bin/python -m pip install --quiet seaborn appdirs  # tidecv imports them at import time
 .benchenv/bin/python -c "import ultralytics, ssabnet, torch; print('ultralytics', ultralytics.__version__, 'torch', torch.__version__)"
 .benchenv/bin/python -c "import tidecv; print('tidecv', tidecv.__version__ if hasattr(tidecv, '__version__') else 'ok')"
