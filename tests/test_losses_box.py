@@ -71,13 +71,25 @@ def test_hand_computed_disjoint_giou():
 
 
 def test_hand_computed_sabl_default():
+    s, kappa, beta, c_rel = 10.0, 32.0, 6.0, 0.75
+    mu = math.exp(-((s / kappa) ** beta))
+    r_w = math.sqrt(1 + (5 / (c_rel * s)) ** 2) - 1  # W2 = 5 px
+    expected = 1 - 1 / 3 + mu * r_w + (1 - mu) * 25 / 325  # v = 0
+    assert sabl_loss(SHIFTED, GT).item() == pytest.approx(expected, abs=1e-9)
+    # blend="loss": mu (1 - IoU + R_W) + (1 - mu) L_CIoU.
+    whole = mu * (1 - 1 / 3 + r_w) + (1 - mu) * (1 - (1 / 3 - 25 / 325))
+    assert sabl_loss(SHIFTED, GT, blend="loss").item() == pytest.approx(whole, abs=1e-9)
+
+
+def test_hand_computed_sabl_paper_variant():
     s, kappa, beta, c = 10.0, 32.0, 6.0, 12.0
     mu = math.exp(-((s / kappa) ** beta))
     expected = 1 - 1 / 3 + mu * (1 - math.exp(-5 / c)) + (1 - mu) * 25 / 325  # v = 0
-    assert sabl_loss(SHIFTED, GT).item() == pytest.approx(expected, abs=1e-9)
+    assert sabl_loss(SHIFTED, GT, variant="paper").item() == pytest.approx(expected, abs=1e-9)
     # blend="loss": mu (1 - NWD) + (1 - mu) L_CIoU.
     whole = mu * (1 - math.exp(-5 / c)) + (1 - mu) * (1 - (1 / 3 - 25 / 325))
-    assert sabl_loss(SHIFTED, GT, blend="loss").item() == pytest.approx(whole, abs=1e-9)
+    got = sabl_loss(SHIFTED, GT, blend="loss", variant="paper").item()
+    assert got == pytest.approx(whole, abs=1e-9)
 
 
 # ----------------------------------------------------------------------------- torchvision
@@ -149,6 +161,9 @@ def test_sabl_equals_ciou_for_large_boxes():
     pred = gt + torch.randn(500, 4, generator=g, dtype=torch.float64) * 20
     torch.testing.assert_close(sabl_loss(pred, gt), box_loss("ciou", pred, gt), atol=1e-6, rtol=0)
     torch.testing.assert_close(
+        sabl_loss(pred, gt, variant="paper"), box_loss("ciou", pred, gt), atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(
         sabl_loss(pred, gt, blend="loss", base="eiou"),
         box_loss("eiou", pred, gt),
         atol=1e-6,
@@ -194,6 +209,9 @@ def test_gradcheck_sabl_variants():
     gt = random_boxes(6, g, lo=10.0, hi=60.0)  # sizes around kappa: both terms matter
     pred = (gt + torch.randn(6, 4, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
     for params in (
+        {"variant": "paper"},
+        {"variant": "paper", "blend": "loss"},
+        {"c_rel": 0.3},
         {"modulation": "logistic"},
         {"blend": "loss"},
         {"blend": "loss", "base": "eiou"},
@@ -228,13 +246,13 @@ def test_degenerate_boxes_stay_finite(pred, gt, dtype):
     gt_t = torch.cat([gt_t, extra_gt]).to(dtype)
     finite_in = torch.isfinite(pred_t).all(-1) & torch.isfinite(gt_t).all(-1)  # fp16 overflow
     pred_t, gt_t = pred_t[finite_in], gt_t[finite_in]
-    for kind in KINDS:
+    for kind, params in [(k, {}) for k in KINDS] + [("sabl", {"variant": "paper"})]:
         leaf = pred_t.clone().requires_grad_(True)
-        loss = box_loss(kind, leaf, gt_t)
+        loss = box_loss(kind, leaf, gt_t, **params)
         assert loss.dtype == torch.float32
-        assert torch.isfinite(loss).all(), (kind, loss)
+        assert torch.isfinite(loss).all(), (kind, params, loss)
         (grad,) = torch.autograd.grad(loss.sum(), leaf)
-        assert torch.isfinite(grad).all(), (kind, grad)
+        assert torch.isfinite(grad).all(), (kind, params, grad)
 
 
 def test_half_precision_is_computed_in_float32():
@@ -300,6 +318,48 @@ def test_scale_balance_weights_hand_case():
     assert scale_balance_weights(torch.zeros(0), torch.zeros(0)).numel() == 0
 
 
+def test_scale_balance_weights_by_objects_hand_case():
+    # One very_tiny object with 1 positive (w 0.5), one medium object with 3 (w 1, 1, 2) and
+    # one more medium object with 1 positive (w 4). Total weight W = 8.5.
+    weights = torch.tensor([0.5, 1.0, 1.0, 2.0, 4.0])
+    sizes = torch.tensor([5.0, 50.0, 50.0, 50.0, 40.0])
+    ids = torch.tensor([7, 3, 3, 3, 9])
+    # gamma = 1: every object gets W / 3, a positive keeps its share of its object.
+    per_object = 8.5 / 3
+    expected = torch.tensor(
+        [per_object, per_object / 4, per_object / 4, per_object / 2, per_object]
+    )
+    torch.testing.assert_close(scale_balance_weights(weights, sizes, 1.0, ids), expected)
+    # gamma = 0: the very_tiny and the medium bucket get W / 2 each, split between objects.
+    expected = torch.tensor([4.25, 4.25 / 2 / 4, 4.25 / 2 / 4, 4.25 / 2 / 2, 4.25 / 2])
+    torch.testing.assert_close(scale_balance_weights(weights, sizes, 0.0, ids), expected)
+    # The anchor rule counts positives instead: the medium bucket has 4, very_tiny 1.
+    anchors = scale_balance_weights(weights, sizes, 1.0)
+    torch.testing.assert_close(
+        anchors,
+        weights
+        * torch.tensor([1.0, 1, 1, 1, 1])
+        * (
+            torch.tensor(
+                [
+                    8.5 * 1 / 5 / 0.5,
+                    8.5 * 4 / 5 / 8,
+                    8.5 * 4 / 5 / 8,
+                    8.5 * 4 / 5 / 8,
+                    8.5 * 4 / 5 / 8,
+                ]
+            )
+        ),
+    )
+    # An object whose positives all weigh 0 stays at 0 and takes no share.
+    out = scale_balance_weights(
+        torch.tensor([0.0, 1.0]), torch.tensor([5.0, 50.0]), 1.0, torch.tensor([0, 1])
+    )
+    torch.testing.assert_close(out, torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="object_ids"):
+        scale_balance_weights(weights, sizes, 1.0, ids[:2])
+
+
 def test_lean_iou_equals_shared_geometry_iou():
     g = torch.Generator().manual_seed(8)
     a = torch.randn(500, 4, generator=g, dtype=torch.float64) * 20  # many reversed boxes
@@ -313,6 +373,6 @@ def test_reversed_box_gradients_stay_finite(dtype):
     # The enclosing box must contain both centres, or rho^2 / c^2 explodes.
     pred = torch.zeros(1, 4, dtype=dtype, requires_grad=True)
     gt = torch.tensor([[0.0, 1.0, 0.0, 0.0]], dtype=dtype)
-    for kind in KINDS:
-        (grad,) = torch.autograd.grad(box_loss(kind, pred, gt).sum(), pred)
+    for kind, params in [(k, {}) for k in KINDS] + [("sabl", {"variant": "paper"})]:
+        (grad,) = torch.autograd.grad(box_loss(kind, pred, gt, **params).sum(), pred)
         assert torch.isfinite(grad).all(), (kind, grad)

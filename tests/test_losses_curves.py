@@ -77,11 +77,16 @@ def test_sabl_hands_over_from_nwd_to_ciou():
         big[big.kind == "ciou"].drop(columns="kind").to_numpy(float),
         atol=1e-6,
     )
-    tiny = loss_curves(["sabl", "nwd"], gt_size=4, offsets=[20.0], C=12.0)
+    tiny = loss_curves(["sabl", "nwd"], gt_size=4, offsets=[20.0], C=12.0, variant="paper")
     grads = tiny.set_index("kind").grad_cx
-    # No overlap: SABL's centre gradient is mu(4) * NWD's (the (1 - mu) R_E part is ~4e-6 x).
+    # No overlap: the paper variant's centre gradient is mu(4) * NWD's (the (1 - mu) R_E part
+    # is ~4e-6 x).
     mu = math.exp(-((4 / 32) ** 6))
     assert grads["sabl"] == pytest.approx(mu * grads["nwd"], rel=1e-4)
+    # The relative variant: d/dx sqrt(1 + (x / 0.75 s)^2) = (1 / 0.75 s) r / sqrt(1 + r^2).
+    relative = loss_curves("sabl", gt_size=4, offsets=[20.0]).grad_cx.item()
+    r = 20 / (0.75 * 4)
+    assert relative == pytest.approx(mu * r / math.sqrt(1 + r**2) / 3, rel=1e-4)
 
 
 def test_modulation_curve():

@@ -25,7 +25,18 @@ BOX_LOSSES: dict[str, tuple[Callable[..., Tensor], tuple[str, ...]]] = {
     "nwd": (nwd_loss, ("C", "eps")),
     "sabl": (
         sabl_loss,
-        ("kappa", "beta", "C", "modulation", "blend", "base", "eps", "detach_alpha"),
+        (
+            "kappa",
+            "beta",
+            "C",
+            "variant",
+            "c_rel",
+            "modulation",
+            "blend",
+            "base",
+            "eps",
+            "detach_alpha",
+        ),
     ),
 }
 
@@ -49,7 +60,8 @@ def box_loss(
         gt_boxes: ``Tensor[N, 4]`` xyxy in input pixels, broadcastable against ``pred_boxes``.
         reduction: ``"none"`` (``Tensor[N]``) | ``"mean"`` | ``"sum"``.
         **params: loss parameters, e.g. ``C=12.0`` for ``nwd``; ``kappa``, ``beta``, ``C``,
-            ``modulation``, ``blend``, ``base`` for ``sabl``; ``eps`` for all.
+            ``variant``, ``c_rel``, ``modulation``, ``blend``, ``base`` for ``sabl``; ``eps``
+            for all.
 
     Raises:
         ValueError: unknown ``kind`` or ``reduction``, or boxes not ``[..., 4]``.

@@ -1,7 +1,8 @@
 """Loss configuration (owned by the losses package; composed into :class:`ssabnet.config.Config`).
 
 The defaults are the SSABNet recipe; an ablation YAML lists only what differs, e.g.
-``loss: {box: ciou, balance: false, assigner_metric: iou}`` for the YOLOv8 baseline loss.
+``loss: {box: ciou}`` for the YOLOv8 baseline loss or ``loss.sabl_variant=paper`` for the
+literal reading of SABL (:data:`PAPER_SABL_LOSS` for the whole first recipe).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 from ssabnet.assign import METRICS, TaskAlignedAssigner
 from ssabnet.errors import ConfigError
+from ssabnet.losses.balance import BALANCE_UNITS
+from ssabnet.losses.sabl import SABL_C_REL, VARIANTS
 from ssabnet.ops.overlaps import BETA, KAPPA, MODULATIONS, SABL_C
 
 BOX_KINDS = ("iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl")
@@ -19,10 +22,22 @@ NORMALIZATIONS = ("score_sum", "num_fg")
 #: The two loss recipes that ablations and the demo compare, as ``loss:`` overrides.
 #: Baseline: YOLOv8-like CIoU, no scale balancing, IoU-metric assigner.
 BASELINE_LOSS = {"box": "ciou", "balance": False, "assigner_metric": "iou"}
-#: SSABNet: SABL box loss, scale balancing, SABL-metric assigner (the LossConfig defaults).
-SABL_LOSS = {"box": "sabl", "balance": True, "assigner_metric": "sabl"}
+#: SSABNet: the SABL box loss ("relative" reading) and nothing else changed; equal to the
+#: LossConfig defaults, spelled out so that the ablation does not change when a default moves.
+SABL_LOSS = {"box": "sabl", "sabl_variant": "relative", "balance": False, "assigner_metric": "iou"}
+#: Our first, literal reading of the paper (fixed C = 12 px, anchor-count balancing with
+#: gamma 0.5, SABL-metric assigner): the recipe of the first docs/results.md tables, kept so
+#: that the comparison stays reproducible.
+PAPER_SABL_LOSS = {
+    "box": "sabl",
+    "sabl_variant": "paper",
+    "balance": True,
+    "balance_unit": "anchors",
+    "balance_gamma": 0.5,
+    "assigner_metric": "sabl",
+}
 #: The recipes by name (``ssabnet train --loss NAME``).
-LOSS_RECIPES = {"sabl": SABL_LOSS, "baseline": BASELINE_LOSS}
+LOSS_RECIPES = {"sabl": SABL_LOSS, "baseline": BASELINE_LOSS, "sabl-paper": PAPER_SABL_LOSS}
 
 
 @dataclass(frozen=True)
@@ -41,16 +56,24 @@ class LossConfig:
     # score_sum: divide every term by max(1, sum of target scores) as YOLOv8 does (the weights
     # above were tuned for it); num_fg: by max(1, number of positive anchors).
     normalize: str = "score_sum"
-    # SABL (see ssabnet/losses/sabl.py). kappa: hand-over size in px; beta: steepness.
+    # SABL (see ssabnet/losses/sabl.py). relative: pseudo-Huber Wasserstein penalty in units of
+    # the object size (centre gradient >= CIoU's up to 4 object sizes of offset); paper: the
+    # literal 1 - exp(-W/C), C = nwd_C px.
+    sabl_variant: str = VARIANTS[0]  # relative | paper
+    sabl_c_rel: float = SABL_C_REL  # relative: Wasserstein normaliser = c_rel * object size
+    # kappa: hand-over size in px; beta: steepness.
     sabl_kappa: float = KAPPA
     sabl_beta: float = BETA
     sabl_modulation: str = TaskAlignedAssigner.modulation  # exp | logistic
     sabl_blend: str = "terms"  # terms (paper's equation) | loss (blend whole losses)
     sabl_base: str = "ciou"  # large-object loss for sabl_blend=loss: ciou | eiou
-    nwd_C: float = SABL_C  # px, Wasserstein normalisation for nwd, sabl and the nwd/sabl metric
-    # Balancing: per-size-bucket normalisation of box/DFL weights (ssabnet/losses/balance.py).
-    balance: bool = True
-    balance_gamma: float = 0.5  # bucket share ~ count^gamma (1 = off, 0 = equal per bucket)
+    nwd_C: float = SABL_C  # px, Wasserstein normalisation: nwd, sabl (paper), nwd/sabl metric
+    # Balancing (ssabnet/losses/balance.py; our addition, not the paper's): share the box/DFL
+    # weight per object (objects) or per positive anchor (anchors, the first reading). Off: no
+    # training run has shown a gain (docs/results.md section 4).
+    balance: bool = False
+    balance_unit: str = BALANCE_UNITS[0]  # objects | anchors
+    balance_gamma: float = 1.0  # bucket share ~ count^gamma; objects + 1: every object equal
     # Task-aligned assigner (ssabnet/assign.py, where these defaults are defined).
     assigner_topk: int = TaskAlignedAssigner.topk
     assigner_alpha: float = TaskAlignedAssigner.alpha
@@ -71,7 +94,9 @@ class LossConfig:
             "box": (self.box, BOX_KINDS),
             "cls": (self.cls, CLS_KINDS),
             "normalize": (self.normalize, NORMALIZATIONS),
+            "sabl_variant": (self.sabl_variant, VARIANTS),
             "sabl_modulation": (self.sabl_modulation, MODULATIONS),
+            "balance_unit": (self.balance_unit, BALANCE_UNITS),
             "sabl_blend": (self.sabl_blend, ("terms", "loss")),
             "sabl_base": (self.sabl_base, ("ciou", "eiou")),
             "assigner_metric": (self.assigner_metric, METRICS),
@@ -79,7 +104,12 @@ class LossConfig:
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ConfigError(f"loss.{key}: unknown value {value!r}; expected one of {allowed}")
-        positive = {"sabl_kappa": self.sabl_kappa, "sabl_beta": self.sabl_beta, "nwd_C": self.nwd_C}
+        positive = {
+            "sabl_kappa": self.sabl_kappa,
+            "sabl_beta": self.sabl_beta,
+            "sabl_c_rel": self.sabl_c_rel,
+            "nwd_C": self.nwd_C,
+        }
         for key, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"loss.{key} must be > 0, got {value}")

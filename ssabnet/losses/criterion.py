@@ -112,6 +112,7 @@ class Criterion:
     dfl_weight: float
     normalize: str
     balance: bool
+    balance_unit: str
     balance_gamma: float
     vfl_alpha: float
     vfl_gamma: float
@@ -177,7 +178,15 @@ class Criterion:
             normaliser = target_scores.sum().clamp(min=1)
         target_boxes = assignment.target_boxes[fg_mask]  # [N_fg, 4]
         if self.balance:
-            weights = scale_balance_weights(weights, box_size(target_boxes), self.balance_gamma)
+            object_ids = None
+            if self.balance_unit == "objects":
+                # batch-unique ground-truth id of each positive: image * M + index
+                matched = assignment.matched_gt_idx[fg_mask]
+                image_idx = fg_mask.nonzero(as_tuple=True)[0]
+                object_ids = image_idx * (int(matched.max(initial=0)) + 1) + matched
+            weights = scale_balance_weights(
+                weights, box_size(target_boxes), self.balance_gamma, object_ids
+            )
 
         box_term = box_loss(self.box, pred_boxes[fg_mask], target_boxes, **self.box_params)
         anchor_idx = fg_mask.nonzero(as_tuple=True)[1]
@@ -202,6 +211,8 @@ def box_params_from_config(loss_cfg: LossConfig) -> dict[str, Any]:
             "kappa": loss_cfg.sabl_kappa,
             "beta": loss_cfg.sabl_beta,
             "C": loss_cfg.nwd_C,
+            "variant": loss_cfg.sabl_variant,
+            "c_rel": loss_cfg.sabl_c_rel,
             "modulation": loss_cfg.sabl_modulation,
             "blend": loss_cfg.sabl_blend,
             "base": loss_cfg.sabl_base,
@@ -245,6 +256,7 @@ def build_criterion(loss_cfg: LossConfig, num_classes: int, reg_max: int) -> Cri
         dfl_weight=loss_cfg.dfl_weight,
         normalize=loss_cfg.normalize,
         balance=loss_cfg.balance,
+        balance_unit=loss_cfg.balance_unit,
         balance_gamma=loss_cfg.balance_gamma,
         vfl_alpha=loss_cfg.vfl_alpha,
         vfl_gamma=loss_cfg.vfl_gamma,
