@@ -17,8 +17,12 @@ p2+flow       ``baseline-S-p2-flow``   likewise ``+gate``, ``+blur``)
 ssa           ``ssabnet-S``            ``BASELINE_LOSS``
 ssa-nearest   ``ssabnet-S-nearest``    ``BASELINE_LOSS`` (one SSA part removed; likewise
                                        ``-noalign``, ``-nogate``, ``-noblur``)
-sabl          ``baseline-S``           ``SABL_LOSS`` (SABL, balancing, SABL assigner)
+sabl          ``baseline-S``           ``SABL_LOSS`` (the SABL box loss, "relative" variant)
 ssa+sabl      ``ssabnet-S``            ``SABL_LOSS``
+p2+sabl       ``baseline-S-p2``        ``SABL_LOSS``
+sabl-paper    ``baseline-S``           ``PAPER_SABL_LOSS`` (literal reading: fixed-C SABL,
+ssa+sabl-     ``ssabnet-S``            anchor balancing, SABL assigner; the recipe of the
+paper                                  first docs/results.md tables)
 ============  =======================  ========================================
 
 The report gives each variant's gain over ``baseline`` and, when ``baseline-p2`` ran, over
@@ -73,7 +77,7 @@ from ssabnet.engine.train import build_optimizer, fit
 from ssabnet.errors import MissingInputError, OverwriteError, UsageError
 from ssabnet.evaluation import MatchTables, bootstrap_ap_difference
 from ssabnet.evaluation.evaluator import HEADLINE_METRICS, SUMMARY_METRICS
-from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
+from ssabnet.losses.config import BASELINE_LOSS, PAPER_SABL_LOSS, SABL_LOSS
 from ssabnet.losses.criterion import build_criterion
 from ssabnet.model.build import build_model
 
@@ -122,6 +126,9 @@ VARIANTS: dict[str, Variant] = {
         ),
         Variant("sabl", "baseline-{scale}", SABL_LOSS),
         Variant("ssa+sabl", "ssabnet-{scale}", SABL_LOSS),
+        Variant("p2+sabl", "baseline-{scale}-p2", SABL_LOSS),
+        Variant("sabl-paper", "baseline-{scale}", PAPER_SABL_LOSS),
+        Variant("ssa+sabl-paper", "ssabnet-{scale}", PAPER_SABL_LOSS),
     )
 }
 

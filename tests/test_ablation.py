@@ -21,7 +21,7 @@ from ssabnet.ablation import (
 )
 from ssabnet.cli import main
 from ssabnet.config import Config, merge
-from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
+from ssabnet.losses.config import BASELINE_LOSS, PAPER_SABL_LOSS, SABL_LOSS
 
 
 def test_variants_are_the_two_factors():
@@ -31,14 +31,19 @@ def test_variants_are_the_two_factors():
         "ssa": ("ssabnet-n", BASELINE_LOSS),
         "sabl": ("baseline-n", SABL_LOSS),
         "ssa+sabl": ("ssabnet-n", SABL_LOSS),
+        "p2+sabl": ("baseline-n-p2", SABL_LOSS),
+        "sabl-paper": ("baseline-n", PAPER_SABL_LOSS),
+        "ssa+sabl-paper": ("ssabnet-n", PAPER_SABL_LOSS),
     }
     for name, (model, loss) in expect.items():
         overrides = VARIANTS[name].overrides("n")
         cfg = merge(Config(), overrides)
         assert cfg.model.name == model
         assert {k: getattr(cfg.loss, k) for k in loss} == loss
-    # the baseline recipe really differs from the SABL one in every field it sets
-    assert all(BASELINE_LOSS[k] != SABL_LOSS[k] for k in BASELINE_LOSS)
+    # SABL_LOSS changes only the box loss; the literal recipe also balancing and the assigner
+    assert {k for k in BASELINE_LOSS if BASELINE_LOSS[k] != SABL_LOSS[k]} == {"box"}
+    assert all(BASELINE_LOSS[k] != PAPER_SABL_LOSS[k] for k in BASELINE_LOSS)
+    assert merge(Config(), {"loss": PAPER_SABL_LOSS}).loss.sabl_variant == "paper"
 
 
 def test_ssa_part_variants_add_or_remove_one_part_with_the_baseline_loss():
