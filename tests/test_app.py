@@ -164,9 +164,13 @@ def test_feature_maps_page_taps_and_kernels(app_env):
 def test_sabl_page_widgets_drive_loss_curves(app_env):
     at = _run("pages/4_SABL_curves.py")
     loss_fig, _grad_fig, mu_fig = _figures(at)
-    assert {t["name"] for t in loss_fig["data"]} == {"iou", "ciou", "nwd", "sabl"}
+    assert {t["name"] for t in loss_fig["data"]} == {"iou", "ciou", "nwd", "sabl", "sabl-paper"}
     table = at.dataframe[0].value
     assert table["gt_size"].unique().tolist() == [12.0]
+    # The two SABL readings side by side: at the far end (32 px, 2.7 object sizes) the default
+    # pulls harder than CIoU and than the literal reading.
+    far = table[table["offset"] == table["offset"].max()].set_index("kind")["grad_cx"]
+    assert far["sabl"] > far["ciou"] and far["sabl"] > 2 * far["sabl-paper"]
 
     at.slider(key="sabl_size").set_value(64).run()
     table = at.dataframe[0].value

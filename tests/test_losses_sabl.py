@@ -106,7 +106,7 @@ def test_loss_changes_smoothly_with_size_for_a_fixed_relative_error(relative_err
 
 
 def _iou(a, b):
-    from ssabnet.losses import box_iou_pairs
+    from ssabnet.ops.overlaps import box_iou_pairs
 
     return box_iou_pairs(a, b)
 

@@ -11,7 +11,12 @@ from ssabnet import loss_curves
 from ssabnet.analysis import modulation_curve
 from ssabnet.app import common
 
-KINDS = ["iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl"]
+KINDS = ["iou", "giou", "diou", "ciou", "eiou", "nwd", "sabl", "sabl-paper"]
+#: Shown name -> (box loss kind, fixed parameters): the two SABL readings side by side.
+VARIANT_KINDS = {
+    "sabl": ("sabl", {"variant": "relative"}),
+    "sabl-paper": ("sabl", {"variant": "paper"}),
+}
 COMPONENTS = {"x": "grad_cx", "y": "grad_cy", "xy": "grad_norm", "size": "grad_w"}
 GRADIENTS = ["grad_norm", "grad_cx", "grad_cy", "grad_w", "grad_h"]
 
@@ -28,13 +33,18 @@ def _curves(
     kappa: float,
     beta: float,
     sabl_c: float,
+    c_rel: float,
 ) -> pd.DataFrame:
     offsets = np.linspace(-max_offset, max_offset, points)
-    params = {"nwd": {"C": nwd_c}, "sabl": {"kappa": kappa, "beta": beta, "C": sabl_c}}
-    frames = [
-        loss_curves(kind, size, offsets, direction=direction, scale=scale, **params.get(kind, {}))
-        for kind in kinds
-    ]
+    sabl = {"kappa": kappa, "beta": beta, "C": sabl_c, "c_rel": c_rel}
+    params = {"nwd": {"C": nwd_c}, "sabl": sabl, "sabl-paper": sabl}
+    frames = []
+    for name in kinds:
+        kind, fixed = VARIANT_KINDS.get(name, (name, {}))
+        table = loss_curves(
+            kind, size, offsets, direction=direction, scale=scale, **params.get(name, {}), **fixed
+        )
+        frames.append(table.assign(kind=name))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -42,7 +52,10 @@ common.page_header(
     "SABL gradient curves",
     "How each box loss and its gradient react when a prediction slides off a ground-truth "
     "square of a given size. IoU-type gradients vanish once boxes stop overlapping; NWD's do "
-    "not; SABL hands over from NWD (tiny) to CIoU (large) with the weight mu(s).",
+    "not; SABL hands over from a Wasserstein penalty (tiny) to CIoU (large) with the weight "
+    "mu(s). 'sabl' is the default reading (Wasserstein distance relative to the object size: "
+    "its centre gradient stays at least CIoU's up to 4 object sizes of offset); 'sabl-paper' "
+    "the literal one (1 - exp(-W/C) with a fixed C, whose gradient fades beyond about 2C).",
 )
 c1, c2, c3 = st.columns(3)
 size = c1.slider("Object size s (px)", 2, 128, 12, key="sabl_size")
@@ -53,12 +66,15 @@ direction = c3.selectbox(
     key="sabl_dir",
     help="x/y/xy: move the centre; size: grow/shrink the prediction",
 )
-kinds = st.multiselect("Losses", KINDS, default=["iou", "ciou", "nwd", "sabl"], key="sabl_kinds")
-c4, c5, c6, c7 = st.columns(4)
+kinds = st.multiselect(
+    "Losses", KINDS, default=["iou", "ciou", "nwd", "sabl", "sabl-paper"], key="sabl_kinds"
+)
+c4, c5, c6, c7, c8 = st.columns(5)
 nwd_c = c4.number_input("NWD C (px)", 1.0, 200.0, 12.8, key="sabl_nwd_c")
 kappa = c5.number_input("SABL κ (px)", 1.0, 256.0, 32.0, key="sabl_kappa")
 beta = c6.number_input("SABL β", 0.5, 50.0, 6.0, key="sabl_beta")
-sabl_c = c7.number_input("SABL C (px)", 1.0, 200.0, 12.0, key="sabl_c")
+sabl_c = c7.number_input("sabl-paper C (px)", 1.0, 200.0, 12.0, key="sabl_c")
+c_rel = c8.number_input("sabl C / object size", 0.05, 4.0, 0.75, key="sabl_c_rel")
 scale = st.slider("Prediction size / GT size", 0.25, 4.0, 1.0, key="sabl_scale")
 if not kinds:
     st.info("Pick at least one loss.")
@@ -76,6 +92,7 @@ try:
         float(kappa),
         float(beta),
         float(sabl_c),
+        float(c_rel),
     )
 except (ValueError, TypeError) as exc:
     st.error(f"Cannot compute the curves: {exc}")
