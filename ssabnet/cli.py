@@ -505,8 +505,9 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--loss",
         choices=sorted(LOSS_RECIPES),
-        help="loss recipe: sabl (SABL box loss + scale balancing + SABL-metric assigner, the "
-        "default) or baseline (YOLOv8: CIoU, no balancing, IoU-metric assigner)",
+        help="loss recipe: sabl (SABL box loss, the default) or baseline (YOLOv8: CIoU), both "
+        "with the IoU-metric assigner and no balancing; sabl-paper: the literal first reading "
+        "(fixed-C SABL, anchor balancing, SABL-metric assigner)",
     )
     train.add_argument(
         "--box-loss", help="box loss alone, on top of the recipe (e.g. ciou, nwd); loss.box=..."

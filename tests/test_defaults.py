@@ -25,13 +25,14 @@ from ssabnet.runs import RunError, check_same_recipe
 def test_loss_config_builds_the_default_assigner():
     built = build_criterion(LossConfig(), num_classes=10, reg_max=16).assigner
     assert built == TaskAlignedAssigner(num_classes=10)  # the same recipe, one definition
-    assert built.metric == LossConfig().assigner_metric == "sabl"
+    assert built.metric == LossConfig().assigner_metric == "iou"
 
 
 def test_criterion_has_no_defaults_of_its_own():
     from ssabnet.losses.criterion import Criterion
 
-    recipe = {"box", "cls", "cls_weight", "box_weight", "dfl_weight", "normalize", "balance"}
+    recipe = {"box", "cls", "cls_weight", "box_weight", "dfl_weight", "normalize", "balance",
+              "balance_unit", "balance_gamma"}  # fmt: skip
     fields = {f.name: f for f in dataclasses.fields(Criterion)}
     assert all(fields[name].default is dataclasses.MISSING for name in recipe)
 

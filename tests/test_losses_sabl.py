@@ -67,8 +67,8 @@ def test_gradient_bounded_and_continuous_at_zero_offset(size):
     table = loss_curves(["sabl", "ciou"], size, offsets, direction="xy")
     sabl = table[table.kind == "sabl"]
     ciou = table[table.kind == "ciou"]
-    # Bounded: never more than 1.6x CIoU's largest pull (1 - IoU dominates near 0).
-    assert sabl.grad_norm.max() <= 1.6 * ciou.grad_norm.max()
+    # Bounded: never above CIoU's largest pull (1 - IoU's, next to zero offset).
+    assert sabl.grad_norm.max() <= (1 + 1e-6) * ciou.grad_norm.max()
     # Continuous through 0: what SABL adds to CIoU's gradient vanishes linearly at the
     # optimum (1 - IoU has its own kink there, the same for both); the paper variant adds a
     # jump of 2 mu / C.

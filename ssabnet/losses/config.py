@@ -70,7 +70,7 @@ class LossConfig:
     nwd_C: float = SABL_C  # px, Wasserstein normalisation: nwd, sabl (paper), nwd/sabl metric
     # Balancing (ssabnet/losses/balance.py; our addition, not the paper's): share the box/DFL
     # weight per object (objects) or per positive anchor (anchors, the first reading). Off: no
-    # training run has shown a gain (docs/results.md section 4).
+    # training run has shown a gain (docs/results.md section 5).
     balance: bool = False
     balance_unit: str = BALANCE_UNITS[0]  # objects | anchors
     balance_gamma: float = 1.0  # bucket share ~ count^gamma; objects + 1: every object equal
