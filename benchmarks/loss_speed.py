@@ -131,6 +131,28 @@ def bench_assigner(batch: int, num_gt: int, repeats: int, num_classes: int = 10)
         )
 
 
+def bench_sabl_vs_ciou(n: int, repeats: int) -> None:
+    """Both SABL readings against our CIoU, interleaved in every round (issue 21: <= 1.2x)."""
+    g = torch.Generator().manual_seed(0)
+    pred, gt = random_pairs(n, g)
+    cases = {"ciou": ("ciou", {}), "sabl relative": ("sabl", {}),
+             "sabl paper": ("sabl", {"variant": "paper"})}  # fmt: skip
+
+    def make(kind, params):
+        def run():
+            p = pred.clone().requires_grad_(True)
+            box_loss(kind, p, gt, **params).sum().backward()
+
+        return run
+
+    times = timed(*(make(*case) for case in cases.values()), repeats=repeats)
+    print(f"\n### SABL vs CIoU, forward + backward, N = {n:,} pairs (float32), ms\n")
+    print("| kind | ms | / ciou |")
+    print("|---|---|---|")
+    for name, ms in zip(cases, times, strict=True):
+        print(f"| {name} | {ms:.1f} | {ms / times[0]:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=100_000)
@@ -138,11 +160,17 @@ def main() -> None:
     parser.add_argument("--num-gt", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--sabl-vs-ciou", action="store_true", help="only the interleaved SABL/CIoU comparison"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), peer available: {bool(PeerAssigner)}"
     )
+    if args.sabl_vs_ciou:
+        bench_sabl_vs_ciou(args.pairs, args.repeats)
+        return
     bench_box_losses(args.pairs, args.repeats)
     bench_assigner(args.batch, args.num_gt, args.repeats)
 

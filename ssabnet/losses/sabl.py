@@ -122,13 +122,20 @@ def sabl_loss(
     g = pair_geometry(pred_boxes, gt_boxes, eps)
     size = gt_size(g, eps)
     mu = scale_modulation(size, kappa, beta, modulation)
-    distance = wasserstein_from_geometry(g, eps)
     if variant == "paper":
-        wasserstein_penalty = 1 - torch.exp(-distance / C)
+        wasserstein_penalty = 1 - torch.exp(-wasserstein_from_geometry(g, eps) / C)
         small_loss = wasserstein_penalty  # 1 - NWD
     else:
-        wasserstein_penalty = relative_wasserstein_penalty(distance, size, c_rel)
-        small_loss = 1 - g.iou + wasserstein_penalty
+        # = relative_wasserstein_penalty(W2, s, c_rel) from the squares: no square root of W2
+        # (whose gradient needs a guard at 0) and none of the area (speed).
+        w2_sq = (
+            g.centre_dx**2
+            + g.centre_dy**2
+            + ((g.pred_w - g.gt_w) ** 2 + (g.pred_h - g.gt_h) ** 2) / 4
+        )
+        norm_sq = (c_rel * c_rel) * (g.gt_w * g.gt_h).clamp(min=MIN_SIZE * MIN_SIZE)
+        wasserstein_penalty = torch.sqrt(1 + w2_sq / norm_sq) - 1
+        small_loss = None  # 1 - IoU + R_W, only built for blend="loss"
     euclid_penalty = centre_distance_ratio(g, eps)
     if blend == "terms":
         loss = (
@@ -149,6 +156,8 @@ def sabl_loss(
                 + (g.pred_w - g.gt_w) ** 2 / (g.enclose_w**2 + eps)
                 + (g.pred_h - g.gt_h) ** 2 / (g.enclose_h**2 + eps)
             )
+        if small_loss is None:
+            small_loss = 1 - g.iou + wasserstein_penalty
         loss = mu * small_loss + (1 - mu) * base_loss
     return reduce_loss(loss, reduction)
 
@@ -169,4 +178,3 @@ def relative_wasserstein_penalty(
     """
     relative = distance / (c_rel * gt_sizes.clamp(min=MIN_SIZE))
     return torch.sqrt(1 + relative**2) - 1
-
