@@ -2,16 +2,18 @@
 
 Usage::
 
-    FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:27017 \\
-        python benchmarks/fiftyone_index.py --num-images 548 --preds-per-image 500 [--eval]
+    FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:27017 python benchmarks/fiftyone_index.py \\
+        --num-images 548 --preds-per-image 500 [--fields 2] [--fiftyone-eval]
 
 Without ``FIFTYONE_DATABASE_URI`` FiftyOne starts its own ``mongod``. The images are generated
 once with :func:`ssabnet.data.synthetic.generate_dataset` (320x256, cached in ``--work``); the
 predictions are every evaluated ground-truth box jittered by N(0, 1.5 px) with a random score,
 topped up to ``--preds-per-image`` with random boxes (scores below the true ones), written as a
-COCO results file. Timed: :func:`ssabnet.integrations.fiftyone.index_dataset` end to end
-(validation, our evaluator's matching, ``add_samples``, ``set_values``, saved views) on a new
-dataset, then again on the existing dataset (re-index of the same field).
+COCO results file (one per field, seeds 0..N-1). Timed:
+:func:`ssabnet.integrations.fiftyone.index_dataset` end to end (validation, our evaluator,
+``add_samples``, the registered evaluation runs, saved views) on a new dataset, then again on the
+existing dataset (re-index of the same fields); with ``--fiftyone-eval``, FiftyOne's own
+``evaluate_detections`` (COCO, IoU 0.5, ``max_preds=500``) on the same fields.
 """
 
 from __future__ import annotations
@@ -54,14 +56,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-images", type=int, default=548)
     parser.add_argument("--preds-per-image", type=int, default=500)
+    parser.add_argument("--fields", type=int, default=1, help="prediction fields (seeds 0..N-1)")
     parser.add_argument("--work", type=Path, default=Path("runs/bench_fiftyone"))
-    parser.add_argument("--eval", action="store_true", help="also time FiftyOne's evaluation")
+    parser.add_argument(
+        "--fiftyone-eval",
+        action="store_true",
+        help="then time FiftyOne's own evaluate_detections on the same fields",
+    )
     args = parser.parse_args()
 
     from ssabnet.data import load_dataset
     from ssabnet.data.synthetic import generate_dataset
     from ssabnet.evaluation import write_coco_results
-    from ssabnet.integrations.fiftyone import delete_dataset, index_dataset, list_datasets
+    from ssabnet.integrations.fiftyone import (
+        GT_FIELD,
+        MAX_DET,
+        delete_dataset,
+        eval_key,
+        index_dataset,
+        list_datasets,
+    )
 
     data_dir = args.work / f"syn_{args.num_images}"
     if not (data_dir / "annotations").is_dir():
@@ -69,27 +83,51 @@ def main() -> None:
         generate_dataset(data_dir, args.num_images, seed=0, size=(320, 256))
         print(f"generated {args.num_images} images in {time.perf_counter() - t0:.1f} s")
     dataset = load_dataset(data_dir)
-    preds_path = args.work / "bench_run" / "predictions.json"
-    write_coco_results(
-        preds_path, make_predictions(dataset, args.preds_per_image), dataset.info, dataset.records
-    )
-    num_preds = len(json.loads(preds_path.read_text()))
+    preds = {}
+    for seed in range(args.fields):
+        path = args.work / f"run_{seed}" / "predictions.json"
+        write_coco_results(
+            path,
+            make_predictions(dataset, args.preds_per_image, seed),
+            dataset.info,
+            dataset.records,
+        )
+        preds[f"run_{seed}"] = path
+    num_preds = sum(len(json.loads(p.read_text())) for p in preds.values())
     num_gt = sum(r.num_objects for r in dataset.records)
     name = "ssabnet-bench-fiftyone"
     if name in list_datasets():
         delete_dataset(name)
     timings = {}
-    for label in ("new dataset", "re-index"):
+    for label in ("new dataset", "re-index (replaces the fields)"):
         t0 = time.perf_counter()
-        index_dataset(dataset, {"bench_run": preds_path}, name, evaluate=args.eval)
+        fo_dataset = index_dataset(dataset, preds, name)
         timings[label] = time.perf_counter() - t0
+    maps = {f: fo_dataset.load_evaluation_results(eval_key(f)).mAP() for f in preds}
+    if args.fiftyone_eval:
+        t0 = time.perf_counter()
+        for f in preds:
+            results = fo_dataset.evaluate_detections(
+                f,
+                gt_field=GT_FIELD,
+                eval_key=f"fiftyone_{f}",
+                method="coco",
+                iou=0.5,
+                classwise=True,
+                compute_mAP=True,
+                max_preds=MAX_DET,
+                progress=False,
+            )
+            maps[f"fiftyone_{f}"] = results.mAP()
+        timings["FiftyOne evaluate_detections (all fields)"] = time.perf_counter() - t0
     delete_dataset(name)
     print(
-        f"{len(dataset.records)} images, {num_gt} GT objects, {num_preds} predictions, "
-        f"FiftyOne evaluation {'on' if args.eval else 'off'}"
+        f"{len(dataset.records)} images, {num_gt} GT objects, {len(preds)} field(s), "
+        f"{num_preds} predictions"
     )
     for label, seconds in timings.items():
         print(f"  {label}: {seconds:.1f} s = {len(dataset.records) / seconds:.1f} images/s")
+    print("  mAP:", {k: round(float(v), 4) for k, v in maps.items()})
 
 
 if __name__ == "__main__":

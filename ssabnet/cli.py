@@ -712,18 +712,40 @@ def _add_fiftyone_commands(sub: argparse._SubParsersAction) -> None:
     fo = sub.add_parser("fiftyone", help="browse ground truth, predictions and misses in FiftyOne")
     fsub = fo.add_subparsers(dest="fiftyone_command", required=True)
 
-    index = fsub.add_parser("index", help="index a dataset and prediction files into FiftyOne")
+    index = fsub.add_parser(
+        "index",
+        help="index a dataset, predictions and our evaluator's verdicts into FiftyOne",
+        description="Each predictions file becomes a field scored by SSABNet's evaluator (COCO "
+        "rules at IoU 0.5, 500 detections per image, VisDrone ignore regions), written in "
+        "FiftyOne's evaluation schema (eval_<field>, a registered evaluation run for the Model "
+        "Evaluation panel) with saved views of the misses and false positives. The dataset is "
+        "kept (use --temporary for a throw-away one); indexing other data into an existing name "
+        "is refused unless --replace.",
+    )
     index.add_argument("--data", required=True, help="catalog name, catalog YAML or folder")
     index.add_argument(
         "--pred",
         action="append",
         default=[],
-        metavar="[FIELD=]RESULTS.json",
-        help="COCO results file (repeatable); field name from the run folder unless FIELD= given",
+        metavar="[FIELD=]PREDICTIONS",
+        help="predictions file (repeatable); field name from the run folder unless FIELD= given",
     )
     index.add_argument("--name", required=True, help="FiftyOne dataset name")
-    index.add_argument("--eval", action="store_true", help="run FiftyOne's COCO evaluation too")
-    index.add_argument("--persistent", action="store_true", help="keep the dataset after exit")
+    index.add_argument(
+        "--temporary",
+        action="store_true",
+        help="let FiftyOne delete the dataset when the last client exits",
+    )
+    index.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete an existing dataset of this name built from other data, then index",
+    )
+    index.add_argument(
+        "--fiftyone-eval",
+        action="store_true",
+        help="also run FiftyOne's own evaluate_detections (key fiftyone_<field>; slow)",
+    )
     index.add_argument("--max-samples", type=int, help="index only the first N images")
     index.add_argument("--launch", action="store_true", help="then serve the App (blocks)")
     index.add_argument("--port", type=int, default=5151, help="App port (with --launch)")
@@ -731,6 +753,9 @@ def _add_fiftyone_commands(sub: argparse._SubParsersAction) -> None:
 
     launch = fsub.add_parser("launch", help="serve the FiftyOne App on 127.0.0.1 (blocks)")
     launch.add_argument("--name", required=True, help="FiftyOne dataset name")
+    launch.add_argument(
+        "--view", help="saved view to open (default: 'overview', predictions above threshold)"
+    )
     launch.add_argument("--port", type=int, default=5151, help="App port")
     launch.add_argument("--address", default="127.0.0.1", help="bind address")
     launch.set_defaults(handler=_fiftyone_launch)
@@ -747,7 +772,7 @@ def _fiftyone_index(args) -> int:
     from ssabnet.integrations import fiftyone as sfo
 
     if not args.pred:
-        raise UsageError("give at least one --pred RESULTS.json")
+        raise UsageError("give at least one --pred PREDICTIONS file")
     predictions: dict[str, str] = {}
     for spec in args.pred:
         field, sep, path = spec.partition("=")
@@ -760,31 +785,43 @@ def _fiftyone_index(args) -> int:
         args.data,
         predictions,
         args.name,
-        evaluate=args.eval,
-        persistent=args.persistent,
+        persistent=not args.temporary,
+        replace=args.replace,
         max_samples=args.max_samples,
+        fiftyone_eval=args.fiftyone_eval,
     )
     meta = dataset.info.get("ssabnet", {})
     print(f"FiftyOne dataset {args.name!r}: {len(dataset)} samples, fields {list(predictions)}")
     for field in predictions:
         entry = meta.get("fields", {}).get(field, {})
-        line = f"  {field}: ssabnet AP {entry.get('ssabnet_AP')}"
+        thr = entry.get("confidence_threshold")
+        line = (
+            f"  {field}: AP {_pct(entry.get('ssabnet_AP'))}, AP50 {_pct(entry.get('ssabnet_AP50'))}"
+            f" (evaluation {entry.get('eval_key')}; F1-optimal confidence "
+            f"{'-' if thr is None else f'{thr:.3f}'})"
+        )
         if "fiftyone_mAP" in entry:
-            line += f", FiftyOne mAP {entry['fiftyone_mAP']} (eval_key {entry['eval_key']})"
+            line += f"; FiftyOne's own mAP {_pct(entry['fiftyone_mAP'])}"
         print(line)
+    first = next(iter(predictions))
+    print(f"saved views: {', '.join(meta.get('views', []))}")
     if args.launch:
-        sfo.launch_app(args.name, port=args.port)
-    elif args.persistent:
-        print(f"browse it: ssabnet fiftyone launch --name {args.name}")
+        sfo.launch_app(args.name, port=args.port, view=f"{first}-missed")
+    elif args.temporary:
+        print("temporary: FiftyOne deletes the dataset when its last client exits")
     else:
-        print("not persistent: the dataset is dropped when the last FiftyOne client exits")
+        print(f"browse the misses: {sfo.launch_command(args.name, f'{first}-missed')}")
     return 0
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def _fiftyone_launch(args) -> int:
     from ssabnet.integrations.fiftyone import launch_app
 
-    launch_app(args.name, port=args.port, address=args.address)
+    launch_app(args.name, port=args.port, address=args.address, view=args.view)
     return 0
 
 

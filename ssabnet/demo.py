@@ -48,6 +48,8 @@ from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
 RUN_NAMES = ("baseline-n", "ssabnet-n")
 FIFTYONE_DATASET = "ssabnet-demo"
+#: Saved view the demo points at: ground truth ssabnet-n missed (see ssabnet.integrations.fiftyone).
+FIFTYONE_MISSED_VIEW = "ssabnet_n-missed"
 BUDGET_ENV = "SSABNET_DEMO_BUDGET"
 
 # The two recipes compared. The baseline is YOLOv8-like: CIoU box loss, no scale balancing and
@@ -267,10 +269,10 @@ def index_fiftyone(out: Path, val_spec: str) -> tuple[str, str | None]:
         return "skipped", None
     predictions = {run.replace("-", "_"): out / run / runs.PREDICTIONS_FILE for run in RUN_NAMES}
     try:
-        # Our evaluator's verdict on every box and GT (ssab_<field>_eval), TP/FP/FN counts and
-        # the error views. FiftyOne's own evaluate_detections is left to `ssabnet fiftyone
-        # index --eval`: on 32 images x 2 fields x ~500 predictions it ran > 10 min on 2 cores.
-        index_dataset(val_spec, predictions, FIFTYONE_DATASET, evaluate=False, persistent=True)
+        # Our evaluator's verdicts in FiftyOne's evaluation schema (a registered evaluation per
+        # field for the Model Evaluation panel) and the error views. The demo owns this name:
+        # a dataset left by an earlier demo on other data is replaced.
+        index_dataset(val_spec, predictions, FIFTYONE_DATASET, replace=True)
     except Exception as exc:  # noqa: BLE001 - FiftyOne's database may fail to start: report it
         print(
             f"  FiftyOne step failed: {type(exc).__name__}: {exc}\n"
@@ -365,7 +367,8 @@ def run_demo(
         "predictions": {run: str(out / run / runs.PREDICTIONS_FILE) for run in RUN_NAMES},
         "comparison": str(out / "comparison.csv"),
         "fiftyone_dataset": fiftyone_name,
-        "fiftyone_command": f"ssabnet fiftyone launch --name {fiftyone_name}"
+        "fiftyone_command": f"ssabnet fiftyone launch --name {fiftyone_name} --view "
+        f"{FIFTYONE_MISSED_VIEW}"
         if fiftyone_name
         else None,
         "steps": steps.steps,
@@ -381,7 +384,8 @@ def run_demo(
     )
     if fiftyone_name:
         log(
-            f"FiftyOne App: ssabnet fiftyone launch --name {fiftyone_name}  (http://127.0.0.1:5151)"
+            f"FiftyOne App, misses of ssabnet-n: {record['fiftyone_command']}  "
+            "(http://127.0.0.1:5151)"
         )
     if app:
         steps.run("app", 0, lambda: (_app_status(launch_app(out, data["val"], port)), None))

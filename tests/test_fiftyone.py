@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -139,17 +140,35 @@ def synthetic_preds(synthetic_val, tmp_path_factory) -> dict[str, Path]:
 
 
 def _snapshot(dataset) -> dict:
+    """Everything a re-index must reproduce (label ids excluded: they are new each time)."""
     dataset.reload()
     return {
         "n": len(dataset),
-        "schema": sorted(dataset.get_field_schema()),
+        "schema": sorted(dataset.get_field_schema(flat=True)),
         "gt": dataset.count("ground_truth.detections"),
         "baseline": dataset.values("baseline_n.detections.confidence"),
-        "gt_status": dataset.values("ground_truth.detections.ssab_baseline_n_eval"),
+        "baseline_eval": dataset.values("baseline_n.detections.eval_baseline_n"),
+        "gt_eval": dataset.values("ground_truth.detections.eval_baseline_n"),
+        "gt_iou": dataset.values("ground_truth.detections.eval_baseline_n_iou"),
+        "counts": dataset.values("eval_baseline_n_fn"),
         "evals": dataset.list_evaluations(),
         "views": dataset.list_saved_views(),
         "info": json.dumps(dataset.info, sort_keys=True),
     }
+
+
+def _tables(dataset, path, records=None):
+    """Our evaluator on a predictions file: ``(metrics, dets, gts)`` (what ``ssabnet val`` runs)."""
+    records = dataset.records if records is None else records
+    evaluator = Evaluator(dataset.info, records)
+    evaluator.process({r.image_id: p for r, p in _by_record(dataset, path, records)})
+    dets, gts = evaluator.matches()
+    return evaluator.evaluate(), dets, gts
+
+
+def _by_record(dataset, path, records):
+    preds = read_coco_results(path, dataset.info, dataset.records)
+    return [(r, preds[r.image_id]) for r in records]
 
 
 def test_field_names():
@@ -160,84 +179,300 @@ def test_field_names():
     assert prediction_field_name("2024.json") == "pred_2024"
 
 
-def test_index_synthetic_counts_eval_and_idempotence(sfo, synthetic_val, synthetic_preds):
+@pytest.fixture(scope="module")
+def indexed(sfo, synthetic_val, synthetic_preds):
+    """The synthetic val split with two prediction fields, indexed once for several tests."""
     name = "test-synthetic"
-    first = {"baseline_n": synthetic_preds["baseline-n"]}
-    dataset = sfo.index_dataset(synthetic_val, first, name, evaluate=True)
-    records = synthetic_val.records
-    entries = json.loads(synthetic_preds["baseline-n"].read_text())
+    preds = {"baseline_n": synthetic_preds["baseline-n"], "ssabnet_n": synthetic_preds["ssabnet-n"]}
+    dataset = sfo.index_dataset(synthetic_val, preds, name)
+    yield dataset, preds
+    if name in sfo.list_datasets():
+        sfo.delete_dataset(name)
 
+
+def test_eval_fields_follow_our_matching(sfo, synthetic_val, indexed):
+    dataset, preds = indexed
+    records = synthetic_val.records
     assert len(dataset) == len(records)
     assert dataset.count("ground_truth.detections") == sum(r.num_objects for r in records)
     assert dataset.count("ignore_regions.detections") == sum(len(r.ignore_regions) for r in records)
-    assert dataset.count("baseline_n.detections") == len(entries)
-    # Per-object attributes come from the record.
-    first_record = records[0]
-    sample = dataset.match({"image_id": first_record.image_id}).first()
-    gt = sample["ground_truth"].detections
-    assert [d["occlusion"] for d in gt] == first_record.occlusion.tolist()
-    assert [d["truncation"] for d in gt] == first_record.truncation.tolist()
-    w, h = first_record.width, first_record.height
-    for det, box in zip(gt, first_record.boxes, strict=True):
-        x, y, bw, bh = det.bounding_box
-        np.testing.assert_allclose([x * w, y * h, (x + bw) * w, (y + bh) * h], box, atol=1e-3)
-        assert det["size_px"] == pytest.approx(math.sqrt((box[2] - box[0]) * (box[3] - box[1])))
+    assert dataset.default_classes == list(synthetic_val.info.classes)
+    assert dataset.persistent  # the CLI's dataset outlives the command
+    for field, path in preds.items():
+        key = f"eval_{field}"
+        metrics, dets, gts = _tables(synthetic_val, path)
+        assert dataset.count(f"{field}.detections") == len(json.loads(path.read_text()))
+        # FiftyOne's schema: per-box verdict, id and IoU; per-sample counts.
+        schema = dataset.get_field_schema(flat=True)
+        for attr in (key, f"{key}_id", f"{key}_iou"):
+            assert f"{field}.detections.{attr}" in schema
+            assert f"ground_truth.detections.{attr}" in schema
+        for kind in ("tp", "fp", "fn"):
+            assert f"{key}_{kind}" in schema
+        # Samples in image_id order = our tables' order; boxes in file order.
+        order = dataset.sort_by("image_id")
+        pred_status = [s for per in order.values(f"{field}.detections.{key}") for s in per]
+        assert pred_status == dets["status"].tolist()
+        gt_status = [s for per in order.values(f"ground_truth.detections.{key}") for s in per]
+        assert gt_status == gts["status"].tolist()
+        assert sum(dataset.values(f"{key}_tp")) == int((dets["status"] == "tp").sum())
+        assert sum(dataset.values(f"{key}_fp")) == int((dets["status"] == "fp").sum())
+        assert sum(dataset.values(f"{key}_fn")) == int((gts["status"] == "fn").sum())
+        # Every TP links to a GT that links back, with the same IoU.
+        gt_by_id = {
+            i: (m, iou)
+            for ids, mids, ious in zip(
+                *order.values(
+                    [
+                        "ground_truth.detections.id",
+                        f"ground_truth.detections.{key}_id",
+                        f"ground_truth.detections.{key}_iou",
+                    ]
+                ),
+                strict=True,
+            )
+            for i, m, iou in zip(ids, mids, ious, strict=True)
+        }
+        links = 0
+        for ids, st, mids, ious in zip(
+            *order.values(
+                [
+                    f"{field}.detections.id",
+                    f"{field}.detections.{key}",
+                    f"{field}.detections.{key}_id",
+                    f"{field}.detections.{key}_iou",
+                ]
+            ),
+            strict=True,
+        ):
+            for i, s, m, iou in zip(ids, st, mids, ious, strict=True):
+                if s == "tp":
+                    assert gt_by_id[m] == (i, pytest.approx(iou))
+                    links += 1
+        assert links == int((dets["status"] == "tp").sum()) > 0
 
-    # Our matching tables are attached and agree with the evaluator.
-    evaluator = Evaluator(synthetic_val.info, records)
-    evaluator.process(read_coco_results(synthetic_preds["baseline-n"], synthetic_val.info, records))
-    metrics = evaluator.evaluate()
-    dets, gts = evaluator.matches()
-    counts = dataset.count_values("ground_truth.detections.ssab_baseline_n_eval")
-    assert counts.get("fn", 0) == int((gts["status"] == "fn").sum())
-    assert counts.get("tp", 0) == int((gts["status"] == "tp").sum())
-    assert sum(dataset.values("ssab_baseline_n_fp")) == int((dets["status"] == "fp").sum())
 
-    # FiftyOne's own COCO evaluation: same AP as ours on data without ignore regions.
-    assert "eval_baseline_n" in dataset.list_evaluations()
-    assert dataset.has_field("eval_baseline_n_tp")
-    meta = dataset.info["ssabnet"]["fields"]["baseline_n"]
-    assert meta["ssabnet_AP"] == pytest.approx(metrics["AP"])
-    if not any(len(r.ignore_regions) for r in records):
-        assert meta["fiftyone_mAP"] == pytest.approx(metrics["AP"], abs=1e-9)
-        assert sum(dataset.values("eval_baseline_n_tp")) == int(dets["tp"].sum())
+def test_registered_evaluation_matches_ssabnet_val(sfo, synthetic_root, indexed, tmp_path, capsys):
+    from ssabnet.cli import main
 
-    views = dataset.list_saved_views()
-    for view in (
-        "baseline_n_fn_tiny",
-        "baseline_n_fp_by_confidence",
-        "baseline_n_class_car",
-        "baseline_n_missed_tiny_patches",
-    ):
-        assert view in views
-    missed_tiny = int(
-        gts["status"].eq("fn").mul(gts["size_bucket"].isin(["very_tiny", "tiny"])).sum()
-    )
-    assert len(dataset.load_saved_view("baseline_n_missed_tiny_patches")) == missed_tiny
-    fp_view = dataset.load_saved_view("baseline_n_fp_by_confidence")
-    assert fp_view.count("baseline_n.detections") == int((dets["status"] == "fp").sum())
+    dataset, preds = indexed
+    for field, path in preds.items():
+        key = f"eval_{field}"
+        assert key in dataset.list_evaluations()
+        config = dataset.get_evaluation_info(key).config
+        assert (config.type, config.method) == ("detection", "ssabnet")
+        assert config.iou == 0.5 and config.max_dets_per_image == 500 and config.max_preds == 500
+        assert config.ignore_regions_field == "ignore_regions" and config.compute_mAP
+        assert "ignore region" in config.ignore_region_rule
+        out = tmp_path / field / "metrics.json"
+        assert (
+            main(
+                [
+                    "val",
+                    "--predictions",
+                    str(path),
+                    "--data",
+                    str(synthetic_root / "val"),
+                    "--out",
+                    str(out),
+                    "--json",
+                ]
+            )
+            == 0
+        )
+        capsys.readouterr()
+        val = json.loads(out.read_text())
+        # A fresh load from the database (not the cached results object).
+        results = dataset.load_evaluation_results(key, cache=False)
+        assert results.mAP() == pytest.approx(val["AP"], abs=1e-12)
+        assert results.mAP(["car"]) == pytest.approx(val["per_class"]["car"]["AP"], abs=1e-12)
+        _, dets, gts = _tables(sfo and load_dataset(synthetic_root / "val"), path)
+        report = results.report()
+        support = sum(int(v["support"]) for k, v in report.items() if k in results.classes)
+        assert support == int(gts["status"].isin(["tp", "fn"]).sum())
+        results.print_report()
+        assert "car" in capsys.readouterr().out
+        # Evaluation patches: one per FN GT, per TP pair, per unmatched FP (and our neutral
+        # verdicts for boxes that count nowhere).
+        patches = dataset.to_evaluation_patches(key)
+        types = patches.count_values("type")
+        assert types.get("fn", 0) == int((gts["status"] == "fn").sum())
+        assert types.get("tp", 0) == int((gts["status"] == "tp").sum())
+        assert types.get("fp", 0) == int((dets["status"] == "fp").sum())
+        assert len(dataset.load_evaluation_view(key)) == len(dataset)
 
+
+def test_model_evaluation_panel_loads(indexed):
+    """FiftyOne's own Model Evaluation panel code computes its summary from our run."""
+    from plugins.panels.model_evaluation import EvaluationPanel
+
+    dataset, preds = indexed
+
+    class Panel:
+        def __init__(self, key):
+            self.state = {"view": {"key": key}}
+
+        def get_state(self, name):
+            return self.state.get(name)
+
+    class Ctx:
+        def __init__(self, key):
+            self.dataset, self.params, self.panel = dataset, {"key": key}, Panel(key)
+
+    for field in preds:
+        key = f"eval_{field}"
+        data = EvaluationPanel().get_evaluation_data(Ctx(key))
+        results = dataset.load_evaluation_results(key)
+        assert data["metrics"]["mAP"] == pytest.approx(results.mAP())
+        assert data["metrics"]["tp"] == sum(dataset.values(f"{key}_tp"))
+        assert data["metrics"]["fp"] == sum(dataset.values(f"{key}_fp"))
+        assert data["metrics"]["fn"] == sum(dataset.values(f"{key}_fn"))
+        assert set(data["per_class_metrics"]) >= {"car"}
+
+
+def _count_labels(view, field) -> int:
+    return view.count(f"{field}.detections") if view.has_field(field) else 0
+
+
+def test_saved_views_hold_what_they_promise(sfo, synthetic_val, indexed):
+    dataset, preds = indexed
+    names = set(dataset.list_saved_views())
+    assert names == set(sfo.view_names(list(preds)))
+    fields = list(preds)
+    tables = {f: _tables(synthetic_val, p)[1:] for f, p in preds.items()}
+    thresholds = {f: dataset.info["ssabnet"]["fields"][f]["confidence_threshold"] for f in preds}
+    for field in fields:
+        key = f"eval_{field}"
+        dets, gts = tables[field]
+        thr = thresholds[field]
+        assert thr is not None and 0 < thr < 1
+        assert dataset.get_evaluation_info(key).config.confidence_threshold == thr
+        n_fn = int((gts["status"] == "fn").sum())
+        fp_above = int(((dets["status"] == "fp") & (dets["score"] >= thr)).sum())
+        # Missed: only the missed GT, nothing else drawn.
+        missed = dataset.load_saved_view(f"{field}-missed")
+        assert missed.count("ground_truth.detections") == n_fn
+        assert set(missed.distinct(f"ground_truth.detections.{key}")) == {"fn"}
+        for other in (*fields, "ignore_regions"):
+            assert not missed.has_field(other)
+        assert len(missed) == int(
+            gts.groupby("image_id")["status"].apply(lambda s: (s == "fn").any()).sum()
+        )
+        counts = missed.values(f"{key}_fn")
+        assert counts == sorted(counts, reverse=True)
+        # False positives above the run's threshold only.
+        fps = dataset.load_saved_view(f"{field}-false-positives")
+        assert fps.count(f"{field}.detections") == fp_above
+        assert min(fps.values(f"{field}.detections.confidence", unwind=True)) >= thr
+        assert not fps.has_field("ground_truth")
+        # Patches.
+        missed_patches = dataset.load_saved_view(f"{field}-missed-patches")
+        assert len(missed_patches) == n_fn
+        sizes = [min(s) for s in missed_patches.values("ground_truth.detections.size_px")]
+        assert sizes == sorted(sizes)
+        fp_patches = dataset.load_saved_view(f"{field}-false-positive-patches")
+        assert len(fp_patches) == fp_above
+    # Missed by A, found by B: the same objects from both sides.
+    a, b = fields
+    ga, gb = tables[a][1], tables[b][1]
+    both = int(((ga["status"] == "fn") & (gb["status"] == "tp")).sum())
+    assert both > 0
+    view = dataset.load_saved_view(f"{a}-missed-{b}-found")
+    assert view.count("ground_truth.detections") == both
+    assert view.count(f"{b}.detections") == both
+    assert not view.has_field(a)
+    # Overview: predictions at or above each field's threshold.
+    overview = dataset.load_saved_view("overview")
+    for field in fields:
+        dets = tables[field][0]
+        assert overview.count(f"{field}.detections") == int(
+            (dets["score"] >= thresholds[field]).sum()
+        )
+    # Distinct colours per field.
+    colors = {f["path"]: f["fieldColor"] for f in dataset.app_config.color_scheme.fields}
+    assert len({colors[f] for f in (*fields, "ground_truth", "ignore_regions")}) == 4
+
+
+def test_reindex_is_idempotent(sfo, synthetic_val, synthetic_preds):
+    name = "test-idempotent"
+    first = {"baseline_n": synthetic_preds["baseline-n"]}
+    dataset = sfo.index_dataset(synthetic_val, first, name)
     before = _snapshot(dataset)
-    # Re-indexing the same predictions: nothing duplicated.
-    again = sfo.index_dataset(synthetic_val, first, name, evaluate=True)
+    again = sfo.index_dataset(synthetic_val, first, name)
     assert _snapshot(again) == before
-
-    # A second prediction field is added; the first stays as it was.
-    both = sfo.index_dataset(
-        synthetic_val, {"ssabnet_n": synthetic_preds["ssabnet-n"]}, name, evaluate=False
-    )
+    # A second field is added; the first stays as it was, its links to GT intact.
+    both = sfo.index_dataset(synthetic_val, {"ssabnet_n": synthetic_preds["ssabnet-n"]}, name)
     after = _snapshot(both)
-    assert after["n"] == before["n"] and after["baseline"] == before["baseline"]
-    assert both.has_field("ssabnet_n") and both.has_field(
-        "ground_truth.detections.ssab_ssabnet_n_eval"
-    )
-    assert set(both.info["ssabnet"]["fields"]) == {"baseline_n", "ssabnet_n"}
-
-    # Explicit deletion.
+    assert after["baseline"] == before["baseline"] and after["gt_eval"] == before["gt_eval"]
+    assert set(both.list_evaluations()) == {"eval_baseline_n", "eval_ssabnet_n"}
+    assert "baseline_n-missed-ssabnet_n-found" in both.list_saved_views()
+    gt_ids = set(both.values("ground_truth.detections.id", unwind=True))
+    linked = both.values("baseline_n.detections.eval_baseline_n_id", unwind=True)
+    assert {i for i in linked if i} <= gt_ids
     sfo.delete_dataset(name)
     assert name not in sfo.list_datasets()
     with pytest.raises(ValueError, match="no FiftyOne dataset named"):
         sfo.delete_dataset(name)
+
+
+def test_max_samples_grows_one_dataset(sfo, synthetic_val, synthetic_preds):
+    name = "test-max-samples"
+    preds = {"baseline_n": synthetic_preds["baseline-n"]}
+    sfo.index_dataset(synthetic_val, preds, name, max_samples=3)
+    dataset = sfo.index_dataset(synthetic_val, preds, name, max_samples=5)
+    records = sorted(synthetic_val.records, key=lambda r: r.image_id)[:5]
+    assert sorted(dataset.values("image_id")) == [r.image_id for r in records]
+    metrics, _, gts = _tables(synthetic_val, preds["baseline_n"], records)
+    results = dataset.load_evaluation_results("eval_baseline_n", cache=False)
+    assert results.mAP() == pytest.approx(metrics["AP"], abs=1e-12)
+    assert sum(dataset.values("eval_baseline_n_fn")) == int((gts["status"] == "fn").sum())
+    sfo.delete_dataset(name)
+
+
+def test_other_data_into_an_existing_name_is_refused(
+    sfo, synthetic_root, synthetic_val, synthetic_preds, tmp_path, capsys
+):
+    from ssabnet.cli import main
+    from ssabnet.errors import OverwriteError
+
+    name = "test-other-data"
+    preds = {"baseline_n": synthetic_preds["baseline-n"]}
+    dataset = sfo.index_dataset(synthetic_val, preds, name)
+    before = _snapshot(dataset)
+    train = load_dataset(synthetic_root / "train")
+    train_preds = write_coco_results(
+        tmp_path / "train_run" / "predictions.json",
+        _jittered_predictions(train, 5),
+        train.info,
+        train.records,
+    )
+    for max_samples in (None, 2):
+        with pytest.raises(OverwriteError, match="--replace"):
+            sfo.index_dataset(train, {"baseline_n": train_preds}, name, max_samples=max_samples)
+        assert _snapshot(sfo._import_fiftyone().load_dataset(name)) == before
+    code = main(
+        [
+            "fiftyone",
+            "index",
+            "--data",
+            str(synthetic_root / "train"),
+            "--pred",
+            f"baseline_n={train_preds}",
+            "--name",
+            name,
+            "--max-samples",
+            "2",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert name in err and "--replace" in err and len(err.strip().splitlines()) == 1
+    assert _snapshot(sfo._import_fiftyone().load_dataset(name)) == before
+    # Replacing is explicit.
+    replaced = sfo.index_dataset(train, {"baseline_n": train_preds}, name, replace=True)
+    assert sorted(replaced.values("image_id")) == sorted(r.image_id for r in train.records)
+    assert replaced.info["ssabnet"]["data"] == str(train.root)
+    sfo.delete_dataset(name)
 
 
 @pytest.mark.parametrize(
@@ -253,9 +488,7 @@ def test_corrupt_predictions_leave_dataset_unchanged(
     sfo, synthetic_val, synthetic_preds, tmp_path, mutate, message
 ):
     name = "test-corrupt"
-    dataset = sfo.index_dataset(
-        synthetic_val, {"baseline_n": synthetic_preds["baseline-n"]}, name, evaluate=False
-    )
+    dataset = sfo.index_dataset(synthetic_val, {"baseline_n": synthetic_preds["baseline-n"]}, name)
     before = _snapshot(dataset)
     entries = json.loads(synthetic_preds["baseline-n"].read_text())
     mutate(entries[len(entries) // 2])
@@ -264,7 +497,7 @@ def test_corrupt_predictions_leave_dataset_unchanged(
     # Replacing the existing field and adding a new one: both must fail before any write.
     for field in ("baseline_n", "broken"):
         with pytest.raises(ValueError, match=message) as info:
-            sfo.index_dataset(synthetic_val, {field: bad}, name, evaluate=False)
+            sfo.index_dataset(synthetic_val, {field: bad}, name)
         assert str(bad) in str(info.value)
         assert _snapshot(sfo._import_fiftyone().load_dataset(name)) == before
     sfo.delete_dataset(name)
@@ -299,25 +532,29 @@ def test_size_buckets_at_boundaries(sfo, tmp_path):
     path = write_coco_results(
         tmp_path / "run" / "predictions.json", preds, dataset.info, dataset.records
     )
-    fo_dataset = sfo.index_dataset(dataset, {"run": path}, "test-buckets", evaluate=False)
+    fo_dataset = sfo.index_dataset(dataset, {"run": path}, "test-buckets")
     gt = fo_dataset.first()["ground_truth"].detections
     assert [d["size_bucket"] for d in gt] == list(sizes.values())
     assert [d["size_px"] for d in gt] == pytest.approx([math.sqrt(w * h) for w, h in sizes])
     assert [d["occlusion"] for d in gt] == [i % 3 for i in range(len(sizes))]
     assert fo_dataset.count("ignore_regions.detections") == 1
-    pred_buckets = fo_dataset.values("run.detections.size_bucket")[0]
-    assert pred_buckets == ["very_tiny", "tiny", "tiny"]
-    assert len(fo_dataset.load_saved_view("run_fn_medium")) == 1
-    assert fo_dataset.load_saved_view("run_fn_tiny").count("ground_truth.detections") == 0
+    assert fo_dataset.values("run.detections.size_bucket")[0] == ["very_tiny", "tiny", "tiny"]
+    missed = fo_dataset.load_saved_view("run-missed")
+    assert missed.values("ground_truth.detections.size_bucket", unwind=True) == [
+        "small",
+        "small",
+        "medium",
+        "large",
+    ]
     sfo.delete_dataset("test-buckets")
 
 
-def test_visdrone_sample_fiftyone_map_vs_ssabnet(sfo, visdrone_sample_root, tmp_path):
-    """Real VisDrone images: counts, and FiftyOne's mAP vs ``ssabnet val`` explained.
-
-    FiftyOne knows no ignore regions and keeps "others" as a crowd of its own class only; with
-    both removed from our evaluator's ground truth the two APs agree; with them they differ.
-    """
+def test_visdrone_sample_verdicts_vs_fiftyone_evaluate_detections(
+    sfo, visdrone_sample_root, tmp_path
+):
+    """Real VisDrone images: per-box verdicts equal FiftyOne's own ``evaluate_detections`` with
+    the same settings, except where VisDrone's rules differ -- each difference is counted and
+    explained (ignore regions, crowds)."""
     dataset = load_dataset(visdrone_sample_root)
     records = sorted(dataset.records, key=lambda r: r.image_id)[:24]
     predictions = _jittered_predictions(dataset, seed=3, num_false=20, records=records)
@@ -329,26 +566,58 @@ def test_visdrone_sample_fiftyone_map_vs_ssabnet(sfo, visdrone_sample_root, tmp_
             pred["boxes"] = np.concatenate([pred["boxes"], region])
             pred["scores"] = np.concatenate([pred["scores"], [0.95]])
             pred["labels"] = np.concatenate([pred["labels"], [3]])
-    entries_path = write_coco_results(
+    path = write_coco_results(
         tmp_path / "predictions.json", predictions, dataset.info, dataset.records
     )
     fo_dataset = sfo.index_dataset(
-        dataset, {"jitter": entries_path}, "test-visdrone", evaluate=True, max_samples=24
+        dataset, {"jitter": path}, "test-visdrone", max_samples=24, fiftyone_eval=True
     )
     assert len(fo_dataset) == 24
-    assert fo_dataset.count("ground_truth.detections") == sum(r.num_objects for r in records)
-    assert fo_dataset.count("jitter.detections") == sum(
-        len(p["scores"]) for p in predictions.values()
-    )
     assert fo_dataset.count("ignore_regions.detections") == sum(
         len(r.ignore_regions) for r in records
     )
     others = fo_dataset.count_values("ground_truth.detections.label").get("others", 0)
     assert others == sum(int((r.labels < 0).sum()) for r in records)
 
+    ours, theirs = "eval_jitter", "fiftyone_jitter"
+    pred_pairs = Counter(
+        zip(
+            fo_dataset.values(f"jitter.detections.{ours}", unwind=True),
+            fo_dataset.values(f"jitter.detections.{theirs}", unwind=True),
+            strict=True,
+        )
+    )
+    gt_pairs = Counter(
+        zip(
+            fo_dataset.values(f"ground_truth.detections.{ours}", unwind=True),
+            fo_dataset.values(f"ground_truth.detections.{theirs}", unwind=True),
+            strict=True,
+        )
+    )
+    # Where both count a box, they agree box by box.
+    assert pred_pairs[("tp", "fp")] == pred_pairs[("fp", "tp")] == 0
+    assert gt_pairs[("tp", "fn")] == gt_pairs[("fn", "tp")] == 0
+    # The differences, all explained by VisDrone's rules:
+    explained_preds = {
+        ("in_ignore_region", "fp"),  # FiftyOne has no ignore regions: an FP there
+        ("in_ignore_region", "tp"),  # ... or a TP on an object inside the region
+        ("ignored", "fp"),  # on an "others" object: a crowd of every class for us only
+        ("ignored", "tp"),  # on an ignored (score-0) object: FiftyOne's crowd match is a "tp"
+    }
+    explained_gts = {
+        ("in_ignore_region", "fn"),
+        ("in_ignore_region", "tp"),  # dropped by the region
+        ("ignore", "fn"),  # FiftyOne labels an unmatched crowd "fn" (it never counts it)
+        ("ignore", "tp"),  # a crowd that absorbed a prediction
+    }
+    for pairs, explained in ((pred_pairs, explained_preds), (gt_pairs, explained_gts)):
+        differ = {k: v for k, v in pairs.items() if k[0] != k[1]}
+        assert set(differ) <= explained, differ
+    assert pred_pairs[("in_ignore_region", "fp")] + pred_pairs[("in_ignore_region", "tp")] > 0
+    assert pred_pairs[("tp", "tp")] > 0 and gt_pairs[("fn", "fn")] >= 0
+
+    # mAP: with the regions and "others" taken out of our ground truth, FiftyOne's number.
     meta = fo_dataset.info["ssabnet"]["fields"]["jitter"]
-    fiftyone_map, ssabnet_ap = meta["fiftyone_mAP"], meta["ssabnet_AP"]
-    # Our evaluator on the ground truth as FiftyOne sees it: no regions, "others" inert.
     as_fiftyone = [
         replace(
             r,
@@ -362,12 +631,10 @@ def test_visdrone_sample_fiftyone_map_vs_ssabnet(sfo, visdrone_sample_root, tmp_
     ]
     evaluator = Evaluator(dataset.info, as_fiftyone)
     evaluator.process(predictions)
-    assert fiftyone_map == pytest.approx(evaluator.evaluate()["AP"], abs=1e-6)
-    assert any(len(r.ignore_regions) for r in records)
-    assert ssabnet_ap > fiftyone_map  # region detections cost FiftyOne, not us
-    # Evaluation fields on every GT object and prediction.
-    assert None not in fo_dataset.values("ground_truth.detections.eval_jitter", unwind=True)
-    assert None not in fo_dataset.values("jitter.detections.ssab_jitter_eval", unwind=True)
+    assert meta["fiftyone_mAP"] == pytest.approx(evaluator.evaluate()["AP"], abs=1e-6)
+    ours_map = fo_dataset.load_evaluation_results(ours).mAP()
+    assert ours_map == pytest.approx(meta["ssabnet_AP"], abs=1e-12)
+    assert ours_map > meta["fiftyone_mAP"]  # region detections cost FiftyOne, not us
     sfo.delete_dataset("test-visdrone")
 
 
@@ -388,15 +655,15 @@ def test_cli_index_list_delete(sfo, synthetic_root, synthetic_preds, capsys):
                 f"other={pred}",
                 "--name",
                 "test-cli",
-                "--persistent",
             ]
         )
         == 0
     )
     out = capsys.readouterr().out
-    assert "ssabnet_n" in out and "other" in out and "ssabnet fiftyone launch" in out
+    assert "ssabnet_n" in out and "other" in out
+    assert "ssabnet fiftyone launch --name test-cli --view ssabnet_n-missed" in out
     assert main(["fiftyone", "list"]) == 0
-    assert "test-cli" in capsys.readouterr().out.split()
+    assert "test-cli" in capsys.readouterr().out.split()  # kept after the command
     assert main(["fiftyone", "delete", "--name", "test-cli"]) == 0
     assert main(["fiftyone", "delete", "--name", "test-cli"]) == 2
     assert "no FiftyOne dataset named 'test-cli'" in capsys.readouterr().err
@@ -407,8 +674,6 @@ def test_cli_launch_serves_app(sfo, synthetic_val, synthetic_preds, mongo_uri):
         synthetic_val,
         {"baseline_n": synthetic_preds["baseline-n"]},
         "test-app",
-        evaluate=False,
-        persistent=True,
         max_samples=2,
     )
     port = _free_port()

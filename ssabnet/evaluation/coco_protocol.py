@@ -295,6 +295,22 @@ def _gc_paused():
             gc.enable()
 
 
+def coco_arrays(
+    info: DatasetInfo,
+    records: Sequence[ImageRecord],
+    predictions: Mapping[str, Mapping[str, np.ndarray]],
+    views: Mapping[str, ImageView],
+    backend: str = "faster",
+    max_dets: int = 500,
+) -> CocoArrays:
+    """Build the COCO dicts and run COCOeval: the accumulated arrays behind every number."""
+    with _gc_paused():
+        gt, dt = build_coco_dicts(info, records, predictions, views)
+        arrays = run_cocoeval(gt, dt, backend, max_dets)
+        del gt, dt
+    return arrays
+
+
 def evaluate_coco(
     info: DatasetInfo,
     records: Sequence[ImageRecord],
@@ -304,8 +320,5 @@ def evaluate_coco(
     max_dets: int = MAX_DET,
 ) -> dict:
     """The COCO protocol end to end: build the COCO dicts, run COCOeval, summarize."""
-    with _gc_paused():
-        gt, dt = build_coco_dicts(info, records, predictions, views)
-        arrays = run_cocoeval(gt, dt, backend, max_dets)
-        del gt, dt
+    arrays = coco_arrays(info, records, predictions, views, backend, max_dets)
     return summarize_coco(arrays, info.classes)

@@ -22,7 +22,7 @@ import numpy as np
 from ssabnet.atomic_io import write_json_atomic
 from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.errors import ConfigError, InputFileError
-from ssabnet.evaluation.coco_protocol import BACKENDS, evaluate_coco
+from ssabnet.evaluation.coco_protocol import BACKENDS, CocoArrays, coco_arrays, summarize_coco
 from ssabnet.evaluation.ignore import ImageView, coco_view
 from ssabnet.evaluation.matching import MatchTables, match_tables
 from ssabnet.evaluation.results_io import prediction_arrays
@@ -112,6 +112,7 @@ class Evaluator:
         """Forget every prediction processed so far."""
         self._predictions: dict[str, dict[str, np.ndarray]] = {}
         self._views: dict[str, ImageView] | None = None
+        self._arrays: CocoArrays | None = None
 
     def process(self, predictions: Mapping[str, Mapping]) -> None:
         """Add predictions ``{image_id: {"boxes", "scores", "labels"}}`` (numpy or torch).
@@ -134,6 +135,7 @@ class Evaluator:
                 )
             self._predictions[image_id] = arrays
         self._views = None
+        self._arrays = None
 
     def _all_predictions(self) -> dict[str, dict[str, np.ndarray]]:
         return {
@@ -164,13 +166,11 @@ class Evaluator:
         ``per_class`` ``{name: {AP, AP50, AP75, ...}}``, ``n_images``, ``max_dets``,
         ``protocol``, ``backend``.
         """
-        preds = self._all_predictions()
         if self.protocol == "coco":
-            metrics = evaluate_coco(
-                self.info, self.records, preds, self._coco_views(), self.backend, self.max_dets
-            )
+            metrics = summarize_coco(self.coco_arrays(), self.info.classes)
             backend = self.backend
         else:
+            preds = self._all_predictions()
             metrics = evaluate_official(self.info, self.records, preds, self.max_dets)
             backend = "ssabnet"
         out = {key: metrics.get(key) for key in METRIC_KEYS}
@@ -185,6 +185,22 @@ class Evaluator:
             backend=backend,
         )
         return out
+
+    def coco_arrays(self) -> CocoArrays:
+        """The accumulated COCOeval arrays of the COCO protocol (what :meth:`evaluate` summarizes
+        when ``protocol == "coco"``): ``precision[T, R, K, A, M]``, ``recall[T, K, A, M]``, with
+        ``K`` in ascending native category id order. Computed once per set of predictions.
+        """
+        if self._arrays is None:
+            self._arrays = coco_arrays(
+                self.info,
+                self.records,
+                self._all_predictions(),
+                self._coco_views(),
+                self.backend,
+                self.max_dets,
+            )
+        return self._arrays
 
     def matches(self) -> MatchTables:
         """Per-detection and per-object matching tables at IoU 0.5 (COCO rules, area all).
