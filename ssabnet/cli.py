@@ -728,7 +728,8 @@ def _add_fiftyone_commands(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="[FIELD=]PREDICTIONS",
-        help="predictions file (repeatable); field name from the run folder unless FIELD= given",
+        help="predictions (repeatable): COCO/Ultralytics JSON, VisDrone txt folder or run "
+        "folder; field name from the run folder unless FIELD= given",
     )
     index.add_argument("--name", required=True, help="FiftyOne dataset name")
     index.add_argument(
@@ -746,6 +747,13 @@ def _add_fiftyone_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also run FiftyOne's own evaluate_detections (key fiftyone_<field>; slow)",
     )
+    index.add_argument(
+        "--pred-format",
+        default="auto",
+        choices=["auto", "coco", "ultralytics", "visdrone"],
+        help="how to read every --pred (see ssabnet val --help)",
+    )
+    index.add_argument("--class-map", help="offset:K or a YAML/JSON mapping, for every --pred")
     index.add_argument("--max-samples", type=int, help="index only the first N images")
     index.add_argument("--launch", action="store_true", help="then serve the App (blocks)")
     index.add_argument("--port", type=int, default=5151, help="App port (with --launch)")
@@ -789,6 +797,8 @@ def _fiftyone_index(args) -> int:
         replace=args.replace,
         max_samples=args.max_samples,
         fiftyone_eval=args.fiftyone_eval,
+        pred_format=args.pred_format,
+        class_map=args.class_map,
     )
     meta = dataset.info.get("ssabnet", {})
     print(f"FiftyOne dataset {args.name!r}: {len(dataset)} samples, fields {list(predictions)}")

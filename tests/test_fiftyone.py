@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
 import math
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -638,6 +640,41 @@ def test_visdrone_sample_verdicts_vs_fiftyone_evaluate_detections(
     sfo.delete_dataset("test-visdrone")
 
 
+def test_imported_run_indexes_the_same_way(sfo, synthetic_root, synthetic_val, tmp_path, capsys):
+    """Another detector's VisDrone-DET txts, imported as a run (``ssabnet val --run``), index
+    like our own runs: ``--pred RUN_DIR`` reads its predictions, the panel's mAP is the run's AP."""
+    from ssabnet.cli import main
+
+    predictions = _jittered_predictions(synthetic_val, seed=7)
+    txts = tmp_path / "other_detector"
+    txts.mkdir()
+    native = synthetic_val.info.native_ids
+    for record in synthetic_val.records:
+        p = predictions[record.image_id]
+        lines = [
+            f"{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.4f},{native[c]},-1,-1"
+            for (x1, y1, x2, y2), s, c in zip(p["boxes"], p["scores"], p["labels"], strict=True)
+        ]
+        (txts / f"{Path(record.image_path).stem}.txt").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "runs" / "other-detector"
+    data = str(synthetic_root / "val")
+    assert main(["val", "--predictions", str(txts), "--data", data, "--run", str(run)]) == 0
+    assert (
+        main(["fiftyone", "index", "--data", data, "--pred", str(run), "--name", "test-imported"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "other_detector" in out
+    dataset = sfo._import_fiftyone().load_dataset("test-imported")
+    run_ap = json.loads((run / "val" / "best" / "metrics.json").read_text())["AP"]
+    results = dataset.load_evaluation_results("eval_other_detector", cache=False)
+    assert results.mAP() == pytest.approx(run_ap, abs=1e-12)
+    assert dataset.count("other_detector.detections") == sum(
+        len(p["scores"]) for p in predictions.values()
+    )
+    sfo.delete_dataset("test-imported")
+
+
 def test_cli_index_list_delete(sfo, synthetic_root, synthetic_preds, capsys):
     from ssabnet.cli import main
 
@@ -669,56 +706,188 @@ def test_cli_index_list_delete(sfo, synthetic_root, synthetic_preds, capsys):
     assert "no FiftyOne dataset named 'test-cli'" in capsys.readouterr().err
 
 
-def test_cli_launch_serves_app(sfo, synthetic_val, synthetic_preds, mongo_uri):
-    sfo.index_dataset(
-        synthetic_val,
-        {"baseline_n": synthetic_preds["baseline-n"]},
-        "test-app",
-        max_samples=2,
-    )
-    port = _free_port()
+def _demo_like_predictions(dataset, seed: int, min_found_px: float, per_image: int = 500):
+    """Objects of at least ``min_found_px`` found (jittered, high scores), smaller ones missed,
+    topped up with random low-score boxes to ``per_image`` per image (as a weak detector)."""
+    rng = np.random.default_rng(seed)
+    predictions = {}
+    for record in dataset.records:
+        boxes = record.boxes.astype(np.float64)
+        sizes = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        keep = record.evaluated & (sizes >= min_found_px)
+        found = boxes[keep] + rng.normal(0.0, 0.5, (int(keep.sum()), 4))
+        n_random = per_image - len(found)
+        xy = rng.uniform(0, [record.width - 12, record.height - 12], (n_random, 2))
+        random_boxes = np.concatenate([xy, xy + rng.uniform(3, 12, (n_random, 2))], axis=1)
+        all_boxes = np.concatenate([found, random_boxes])
+        all_boxes[:, 2:] = np.maximum(all_boxes[:, 2:], all_boxes[:, :2] + 1.0)
+        predictions[record.image_id] = {
+            "boxes": all_boxes,
+            "scores": np.concatenate(
+                [rng.uniform(0.5, 1.0, len(found)), rng.uniform(0.001, 0.3, n_random)]
+            ),
+            "labels": np.concatenate(
+                [record.labels[keep], rng.integers(0, dataset.info.num_classes, n_random)]
+            ),
+        }
+    return predictions
+
+
+@pytest.fixture(scope="module")
+def handed_off(sfo, synthetic_root, synthetic_val, tmp_path_factory):
+    """The app's hand-off, carried out: its index command run through the CLI."""
+    from ssabnet.cli import main
+
+    out = tmp_path_factory.mktemp("handoff")
+    paths = {}
+    for run, seed, min_px in (("baseline-n", 0, 12.0), ("ssabnet-n", 1, 6.0)):
+        paths[run] = write_coco_results(
+            out / run / "predictions.json",
+            _demo_like_predictions(synthetic_val, seed, min_px),
+            synthetic_val.info,
+            synthetic_val.records,
+        )
+    data = str(synthetic_root / "val")
+    plans = {run: sfo.handoff(data, paths[run], run) for run in paths}
+    for plan in plans.values():
+        argv = shlex.split(plan.index_command)
+        assert argv[0] == "ssabnet"
+        assert main(argv[1:]) == 0
+    yield plans
+    sfo.delete_dataset(plans["ssabnet-n"].dataset)
+
+
+def _launch(command: str, mongo_uri: str, port: int) -> subprocess.Popen:
     env = dict(os.environ, FIFTYONE_DO_NOT_TRACK="true")
     if mongo_uri:
         env["FIFTYONE_DATABASE_URI"] = mongo_uri
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ssabnet",
-            "fiftyone",
-            "launch",
-            "--name",
-            "test-app",
-            "--port",
-            str(port),
-        ],
+    argv = shlex.split(command)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ssabnet", *argv[1:], "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _wait_for_app(proc: subprocess.Popen, port: int, timeout: float = 120.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        url = f"http://127.0.0.1:{port}/"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            assert response.status == 200
+            return response.read(2000).decode("utf-8", "replace")
+        time.sleep(0.5)
+    raise AssertionError(f"App did not answer on port {port} (exit code {proc.poll()})")
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    proc.terminate()
     try:
-        deadline = time.monotonic() + 90
-        status = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    status = response.status
-                    body = response.read(2000).decode("utf-8", "replace")
-                break
-            time.sleep(0.5)
-        assert status == 200, f"App did not answer on port {port}"
-        assert "<html" in body.lower()
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
+def test_app_handoff_names_what_exists(sfo, handed_off, mongo_uri):
+    """The app's "Open in FiftyOne" commands: the dataset and view they name exist after the
+    index command, the view shows that run's misses, and the launch command serves it."""
+    fo = sfo._import_fiftyone()
+    plan = handed_off["ssabnet-n"]
+    assert plan.dataset == handed_off["baseline-n"].dataset  # one dataset, one field per run
+    dataset = fo.load_dataset(plan.dataset)
+    assert plan.view in dataset.list_saved_views()
+    assert {"baseline_n", "ssabnet_n"} <= set(dataset.info["ssabnet"]["fields"])
+    missed = dataset.load_saved_view(plan.view)
+    assert missed.count("ground_truth.detections") == sum(dataset.values("eval_ssabnet_n_fn")) > 0
+    assert plan.launch_command == (
+        f"ssabnet fiftyone launch --name {plan.dataset} --view {plan.view}"
+    )
+    port = _free_port()
+    proc = _launch(plan.launch_command, mongo_uri, port)
+    try:
+        assert "<html" in _wait_for_app(proc, port).lower()
     finally:
-        proc.terminate()
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-    assert f"http://127.0.0.1:{port}/" in out
-    sfo.delete_dataset("test-app")
+        out = _stop(proc)
+    assert f"http://127.0.0.1:{port}/" in out and plan.view in out
+
+
+CHROMIUM = Path(os.environ.get("SSABNET_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("SSABNET_CHROMEDRIVER", "/usr/bin/chromedriver"))
+
+
+@pytest.mark.slow
+def test_fiftyone_app_shows_the_missed_view_in_chromium(handed_off, mongo_uri, tmp_path):
+    """Real Chromium on ``ssabnet fiftyone launch --view ssabnet_n-missed``: the grid renders
+    samples with the missed (green) ground-truth boxes; the screenshot is the README's."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(
+            f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+        )
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium-manager download anything
+    from PIL import Image
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from ssabnet.integrations.fiftyone import GT_COLOR
+
+    shots = Path(os.environ.get("SSABNET_SCREENSHOT_DIR", REPO / "docs" / "images"))
+    shots.mkdir(parents=True, exist_ok=True)
+    plan = handed_off["ssabnet-n"]
+    port = _free_port()
+    proc = _launch(plan.launch_command, mongo_uri, port)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,900",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ):
+        options.add_argument(flag)
+    driver = None
+    green = tuple(int(GT_COLOR[i : i + 2], 16) for i in (1, 3, 5))
+    try:
+        _wait_for_app(proc, port)
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        driver.get(f"http://127.0.0.1:{port}/")
+
+        def boxes_drawn(d) -> int:
+            # The grid draws each sample (image + labels) on a canvas once its media loaded.
+            if len(d.find_elements(By.CSS_SELECTOR, "canvas")) < 2:
+                return 0
+            image = Image.open(io.BytesIO(d.get_screenshot_as_png())).convert("RGB")
+            pixels = np.asarray(image, dtype=np.int16)
+            close = np.abs(pixels - np.array(green)).sum(axis=2) < 60
+            return int(close.sum()) if close.sum() > 200 else 0
+
+        WebDriverWait(driver, 180, poll_frequency=2).until(boxes_drawn)
+        time.sleep(3.0)  # let the remaining tiles finish
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert plan.dataset in body and "Traceback" not in body
+        png = driver.get_screenshot_as_png()
+    finally:
+        if driver is not None:
+            driver.quit()
+        _stop(proc)
+    with Image.open(io.BytesIO(png)) as image:
+        small = image.convert("RGB").quantize(colors=128)
+        buffer = io.BytesIO()
+        small.save(buffer, format="PNG", optimize=True)
+    (shots / "fiftyone_missed_view.png").write_bytes(buffer.getvalue())
+    assert len(buffer.getvalue()) < 400_000
 
 
 def test_import_ssabnet_does_not_import_fiftyone():

@@ -149,6 +149,60 @@ def view_names(fields: Sequence[str]) -> dict[str, str]:
     return views
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """How to open one run's misses in FiftyOne (what the app's "Open in FiftyOne" shows).
+
+    ``index_command`` builds (or updates, idempotently) ``dataset``; afterwards ``view`` exists
+    in it and ``launch_command`` opens the App on it.
+    """
+
+    dataset: str
+    field: str
+    view: str
+    index_command: str
+    launch_command: str
+
+
+def dataset_name_for(data_spec: str | Path) -> str:
+    """The FiftyOne dataset name the app proposes for a data spec.
+
+    A catalog name gives ``ssabnet-<name>``; a folder or file gives ``ssabnet-<folder>-<hash>``
+    (6 hex digits of the resolved path: two ``val`` folders never share a dataset).
+    """
+    text = str(data_spec)
+    path = Path(text)
+    if not path.exists():
+        return "ssabnet-" + re.sub(r"[^0-9A-Za-z_-]", "-", text).strip("-")
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:6]
+    stem = path.name if path.is_dir() else path.stem
+    return f"ssabnet-{re.sub(r'[^0-9A-Za-z_-]', '-', stem).strip('-')}-{digest}"
+
+
+def handoff(
+    data_spec: str | Path, predictions: str | Path, run_name: str, dataset: str | None = None
+) -> Handoff:
+    """The commands that open ``run_name``'s missed objects in the FiftyOne App.
+
+    Args:
+        data_spec: the dataset as the user names it (``--data``).
+        predictions: the run's predictions (file or run folder).
+        run_name: the run's name; the field is its sanitised form (``ssabnet-n`` ->
+            ``ssabnet_n``), as the demo and ``index_dataset`` name it.
+        dataset: the FiftyOne dataset name (default :func:`dataset_name_for`).
+    """
+    import shlex
+
+    name = dataset or dataset_name_for(data_spec)
+    field_name = _sanitize_field_name(run_name)
+    view = f"{field_name}-missed"
+    index = (
+        f"ssabnet fiftyone index --data {shlex.quote(str(data_spec))} "
+        f"--pred {shlex.quote(f'{field_name}={predictions}')} --name {shlex.quote(name)}"
+    )
+    return Handoff(name, field_name, view, index, launch_command(name, view))
+
+
 # ----------------------------------------------------------------------------- preparation
 def data_fingerprint(info: DatasetInfo, records: Sequence[ImageRecord]) -> str:
     """SHA-256 over the classes and every record (id, size, boxes, labels, flags, regions).
@@ -200,23 +254,29 @@ class _PreparedField:
         return eval_key(self.name)
 
 
-def _load_predictions(path: Path, info: DatasetInfo, all_records):
-    from ssabnet.evaluation import read_coco_results
+def _load_predictions(path: Path, dataset, pred_format: str, class_map):
+    """Any detector's predictions (COCO / Ultralytics JSON, VisDrone txt folder, a run folder's
+    ``predictions.json``) through the one reader, :func:`ssabnet.evaluation.load_predictions`."""
+    from ssabnet.evaluation import load_predictions
 
-    return read_coco_results(path, info, all_records)
+    return load_predictions(_predictions_path(path), dataset, pred_format, class_map).predictions
+
+
+def _predictions_path(path: Path) -> Path:
+    """A run folder (trained or imported) stands for its ``predictions.json``."""
+    path = Path(path)
+    if path.is_dir() and (path / "predictions.json").is_file():
+        return path / "predictions.json"
+    return path
 
 
 def _confidence_threshold(tables) -> float | None:
-    """Score threshold with the best F1 at IoU 0.5 (classes pooled), ``None`` without TPs."""
-    from ssabnet.error_analysis import precision_recall_curve
+    """The run's F1-optimal score threshold at IoU 0.5 (``ssabnet.analysis``), ``None`` when
+    nothing can be chosen (no objects or no counted detection)."""
+    from ssabnet.analysis import f1_optimal_threshold
 
-    curve = precision_recall_curve(tables)
-    if curve.empty:
-        return None
-    p, r = curve["precision"].to_numpy(), curve["recall"].to_numpy()
-    f1 = np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1.0), 0.0)
-    best = int(np.argmax(f1))
-    return float(curve["score"].iloc[best]) if f1[best] > 0 else None
+    choice = f1_optimal_threshold(tables)
+    return float(choice.score) if choice.f1 > 0 else None
 
 
 def _split_by_image(table, column_order: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -233,13 +293,14 @@ def _split_by_image(table, column_order: Sequence[str]) -> dict[str, dict[str, n
 
 
 def _prepare_field(
-    name: str, source: Path, info: DatasetInfo, all_records, records
+    name: str, source: Path, dataset, records, pred_format: str = "auto", class_map=None
 ) -> _PreparedField:
     from bson import ObjectId
 
     from ssabnet.evaluation import Evaluator
 
-    predictions = _load_predictions(source, info, all_records)
+    info = dataset.info
+    predictions = _load_predictions(source, dataset, pred_format, class_map)
     wanted = {r.image_id: predictions[r.image_id] for r in records}
     evaluator = Evaluator(info, records, protocol="coco", max_dets=MAX_DET)
     evaluator.process(wanted)
@@ -325,9 +386,9 @@ def _check_field_names(predictions: Mapping[str, str | Path]) -> dict[str, Path]
             )
         if name in _RESERVED or name.startswith(("eval_", "fiftyone_")):
             raise UsageError(f"prediction field name {name!r} is reserved")
-        path = Path(path)
-        if not path.is_file():
-            raise InputFileError(f"{path}: predictions file not found")
+        path = _predictions_path(Path(path))
+        if not path.exists():
+            raise InputFileError(f"{path}: predictions not found")
         fields[name] = path
     return fields
 
@@ -479,15 +540,18 @@ def index_dataset(
     replace: bool = False,
     max_samples: int | None = None,
     fiftyone_eval: bool = False,
+    pred_format: str = "auto",
+    class_map=None,
 ):
     """Create (or update) the FiftyOne dataset ``name`` with ground truth, predictions and our
     evaluator's verdicts in FiftyOne's evaluation schema (one evaluation run per field).
 
     Args:
         data: catalog name, catalog YAML, dataset folder or a loaded ``DetectionDataset``.
-        predictions: ``{field name: predictions file}`` (COCO results JSON; image ids per
-            :func:`ssabnet.data.coco.coco_image_ids` over the whole dataset, native category
-            ids). Use :func:`prediction_field_name` to derive names from run folders.
+        predictions: ``{field name: predictions}``: any detector's predictions that
+            :func:`ssabnet.evaluation.load_predictions` reads (COCO or Ultralytics results
+            JSON, a folder of VisDrone-DET txts) or a run folder (its ``predictions.json``,
+            trained or imported). Use :func:`prediction_field_name` to derive names.
         name: FiftyOne dataset name. An existing dataset of that name must have been built from
             the same data (same fingerprint): samples missing from it are added, the fields
             given here are replaced (re-indexing is idempotent), other fields are kept (and
@@ -501,6 +565,7 @@ def index_dataset(
         fiftyone_eval: also run FiftyOne's own ``evaluate_detections`` (COCO method, IoU 0.5,
             ``max_preds=500``, no ignore regions) under ``eval_key = "fiftyone_<field>"``, for
             comparison (slow: pure Python).
+        pred_format, class_map: how to read the predictions (``load_predictions``).
 
     Returns:
         the ``fiftyone.core.dataset.Dataset``; ``dataset.info["ssabnet"]`` records the data
@@ -544,7 +609,7 @@ def index_dataset(
         for old, entry in old_fields.items():
             if old not in fields:
                 path = Path(entry.get("source", ""))
-                if not path.is_file():
+                if not path.exists():
                     raise InputFileError(
                         f"{path}: predictions file of field {old!r} (FiftyOne dataset {name!r}) "
                         f"not found; it is needed to add samples -- give it again with --pred "
@@ -554,7 +619,13 @@ def index_dataset(
     fields = {f: fields[f] for f in [*old_fields, *fields] if f in fields}
 
     # Validate and compute everything before touching the database.
-    prepared = [_prepare_field(f, path, info, all_records, records) for f, path in fields.items()]
+    formats = {f: old_fields.get(f, {}).get("pred_format", pred_format) for f in fields}
+    maps = {f: old_fields.get(f, {}).get("class_map", class_map) for f in fields}
+    for f in predictions:  # given now: the flags given now
+        formats[f], maps[f] = pred_format, class_map
+    prepared = [
+        _prepare_field(f, path, dataset, records, formats[f], maps[f]) for f, path in fields.items()
+    ]
     filepaths = {r.image_id: str(Path(r.image_path).resolve()) for r in records}
     gt_ids_by_image = _existing_gt_ids(fo_dataset, existing_ids) if existing_ids else {}
     from bson import ObjectId
@@ -678,6 +749,8 @@ def index_dataset(
             "ssabnet_AP50": p.metrics["AP50"],
             "confidence_threshold": p.threshold,
             "max_dets": MAX_DET,
+            "pred_format": formats[p.name],
+            "class_map": str(maps[p.name]) if isinstance(maps[p.name], Path) else maps[p.name],
         }
         if fiftyone_eval:
             entry.update(_fiftyone_evaluation(fo_dataset, p.name))

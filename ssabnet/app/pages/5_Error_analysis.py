@@ -3,8 +3,6 @@ per-class PR curves and a confusion matrix (all from the saved matching tables).
 
 from __future__ import annotations
 
-import shlex
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -31,6 +29,7 @@ from ssabnet.analysis import (
     size_bucket_names,
 )
 from ssabnet.app import common
+from ssabnet.integrations.fiftyone import handoff as fiftyone_handoff
 
 OTHER_COLOR = (255, 170, 0)  # the other run's / nearest detection
 TYPE_COLORS = {
@@ -416,17 +415,14 @@ st.caption(
 
 st.subheader("Open in FiftyOne")
 data_arg = str(cfg.data_spec or (run.config.get("data") or {}).get("val") or "DATA")
-fo_name = f"ssabnet-{run.name.replace('/', '-')}"
 if run.predictions is not None:
-    index = (
-        f"ssabnet fiftyone index --data {shlex.quote(data_arg)} --pred "
-        f"{shlex.quote(run.name.replace('/', '_') + '=' + str(run.predictions))} "
-        f"--name {fo_name} --eval --persistent"
-    )
-    st.code(f"{index}\nssabnet fiftyone launch --name {fo_name}", language="bash")
+    fo_handoff = fiftyone_handoff(data_arg, run.predictions, run.name.replace("/", "_"))
+    st.code(f"{fo_handoff.index_command}\n{fo_handoff.launch_command}", language="bash")
     st.caption(
-        "In the FiftyOne App, filter the ground truth on eval = 'fn' and size_bucket "
-        "to see the same misses in full images."
+        f"The first command indexes this run as field `{fo_handoff.field}` of the FiftyOne "
+        f"dataset `{fo_handoff.dataset}` (again: nothing changes); the second opens the App "
+        f"(http://127.0.0.1:5151) on the saved view `{fo_handoff.view}`: only the ground truth "
+        "this run missed, in full images. Filter it by `size_bucket` in the sidebar."
     )
 else:
     st.info(
