@@ -20,3 +20,4 @@ _.final_eval
 _.pytestmark  # read by pytest (tests/test_demo.py)
 _.citation  # a dataset card's field (data_catalog/*.yaml), kept with the card's licence
 _.images_with_detections  # a field of what ssabnet.evaluation.readers returns (public API)
+_.SsabnetEvaluation  # found by FiftyOne from the run config's class name (fiftyone_eval.py)

@@ -21,6 +21,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -317,23 +318,16 @@ def test_model_evaluation_panel_loads(indexed):
         def get_state(self, name):
             return self.state.get(name)
 
-    class Ctx:
-        def __init__(self, key):
-            self.dataset, self.params, self.panel = dataset, {"key": key}, Panel(key)
-
     for field in preds:
         key = f"eval_{field}"
-        data = EvaluationPanel().get_evaluation_data(Ctx(key))
+        ctx = SimpleNamespace(dataset=dataset, params={"key": key}, panel=Panel(key))
+        data = EvaluationPanel().get_evaluation_data(ctx)
         results = dataset.load_evaluation_results(key)
         assert data["metrics"]["mAP"] == pytest.approx(results.mAP())
         assert data["metrics"]["tp"] == sum(dataset.values(f"{key}_tp"))
         assert data["metrics"]["fp"] == sum(dataset.values(f"{key}_fp"))
         assert data["metrics"]["fn"] == sum(dataset.values(f"{key}_fn"))
         assert set(data["per_class_metrics"]) >= {"car"}
-
-
-def _count_labels(view, field) -> int:
-    return view.count(f"{field}.detections") if view.has_field(field) else 0
 
 
 def test_saved_views_hold_what_they_promise(sfo, synthetic_val, indexed):

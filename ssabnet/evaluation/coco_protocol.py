@@ -37,7 +37,6 @@ from ssabnet.data.record import DatasetInfo, ImageRecord
 from ssabnet.errors import ConfigError
 from ssabnet.evaluation.ignore import ImageView
 from ssabnet.ops.boxes import boxes_xyxy_to_xywh
-from ssabnet.protocol import MAX_DET
 from ssabnet.scales import COCO_SMALL, SIZE_BUCKETS
 
 BACKENDS = ("pycocotools", "faster")
@@ -309,16 +308,3 @@ def coco_arrays(
         arrays = run_cocoeval(gt, dt, backend, max_dets)
         del gt, dt
     return arrays
-
-
-def evaluate_coco(
-    info: DatasetInfo,
-    records: Sequence[ImageRecord],
-    predictions: Mapping[str, Mapping[str, np.ndarray]],
-    views: Mapping[str, ImageView],
-    backend: str = "faster",
-    max_dets: int = MAX_DET,
-) -> dict:
-    """The COCO protocol end to end: build the COCO dicts, run COCOeval, summarize."""
-    arrays = coco_arrays(info, records, predictions, views, backend, max_dets)
-    return summarize_coco(arrays, info.classes)

@@ -94,7 +94,7 @@ class SsabnetEvaluationConfig(fouc.COCOEvaluationConfig):
 class SsabnetEvaluation(fouc.COCOEvaluation):
     """FiftyOne's COCO evaluation run, with the per-sample matching left to SSABNet."""
 
-    def evaluate(self, sample_or_frame, eval_key=None):
+    def evaluate(self, _sample_or_frame, eval_key=None):
         raise NotImplementedError(
             "this evaluation was computed by SSABNet's evaluator (ignore regions, 500 detections "
             "per image); re-run it with `ssabnet fiftyone index`, or use FiftyOne's own "
