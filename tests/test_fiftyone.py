@@ -766,7 +766,7 @@ def _launch(command: str, mongo_uri: str, port: int) -> subprocess.Popen:
     )
 
 
-def _wait_for_app(proc: subprocess.Popen, port: int, timeout: float = 120.0) -> str:
+def _wait_for_app(proc: subprocess.Popen, port: int, timeout: float = 300.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         url = f"http://127.0.0.1:{port}/"
