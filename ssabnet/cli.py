@@ -505,9 +505,9 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--loss",
         choices=sorted(LOSS_RECIPES),
-        help="loss recipe: sabl (SABL box loss, the default) or baseline (YOLOv8: CIoU), both "
-        "with the IoU-metric assigner and no balancing; sabl-paper: the literal first reading "
-        "(fixed-C SABL, anchor balancing, SABL-metric assigner)",
+        help="loss recipe: baseline (YOLOv8: CIoU, the default) or sabl (the SABL box loss), "
+        "both with the IoU-metric assigner and no balancing; sabl-paper: the literal first "
+        "reading (fixed-C SABL, anchor balancing, SABL-metric assigner)",
     )
     train.add_argument(
         "--box-loss", help="box loss alone, on top of the recipe (e.g. ciou, nwd); loss.box=..."

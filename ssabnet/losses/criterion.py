@@ -8,7 +8,8 @@ optional ``ignore_regions [K, 4]`` xyxy input px) and returns named terms:
 * ``"cls"``: BCE (or varifocal) against the soft targets, summed over anchors and classes.
   Anchors whose centre lies in an ignore region (and that are not positive) are masked out,
   so they are not penalised as negatives.
-* ``"box"``: the configured box loss (``sabl`` by default) of each positive, weighted.
+* ``"box"``: the configured box loss (``ciou`` by default, ``sabl`` for SSABNet) of each
+  positive, weighted.
 * ``"dfl"``: the distribution focal loss of each positive, same weights.
 * ``"loss"``: ``cls_weight * cls + box_weight * box + dfl_weight * dfl`` (weights applied once,
   here), the scalar to call ``backward()`` on.
