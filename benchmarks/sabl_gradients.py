@@ -56,9 +56,7 @@ def draw(out: Path) -> None:
             axes[2, col].plot(grown.offset / size, grown.grad_w.abs(), style, label=label)
         axes[0, col].set(title=f"loss, {size} px GT, shifted in x", xlabel="offset (px)")
         axes[0, col].set_ylim(0, 3)
-        axes[1, col].set(
-            title=f"|d loss / d cx|, {size} px GT", xlabel="offset (px)", yscale="log"
-        )
+        axes[1, col].set(title=f"|d loss / d cx|, {size} px GT", xlabel="offset (px)", yscale="log")
         axes[1, col].set_ylim(1e-4, 1)
         axes[2, col].set(
             title=f"|d loss / d w|, {size} px GT, centred, too wide",
