@@ -548,6 +548,7 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=["torchscript", "onnx"], required=True)
     export.add_argument("--out", required=True, help="output file")
     export.add_argument("--imgsz", type=int, default=None, help="default: the training imgsz")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     export.set_defaults(handler=_export)
 
 
@@ -693,13 +694,16 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from ssabnet.atomic_io import atomic_path, check_output_file
     from ssabnet.engine.export import check_export, export_model
     from ssabnet.engine.predict import load_checkpoint
 
+    out = check_output_file(args.out, overwrite=args.overwrite, example="model.onnx")
     loaded = load_checkpoint(args.weights)
     imgsz = args.imgsz or int(loaded.config["train"]["imgsz"])
-    out = export_model(loaded.model, args.format, args.out, imgsz)
-    diffs = check_export(loaded.model, out, imgsz)
+    with atomic_path(out) as tmp:  # only a graph that passed the check replaces --out
+        export_model(loaded.model, args.format, tmp, imgsz)
+        diffs = check_export(loaded.model, tmp, imgsz)
     print(
         f"exported {args.format} to {out}; max |export - eager|: boxes "
         f"{diffs['max_box_diff']:.2e} px, scores {diffs['max_score_diff']:.2e}"

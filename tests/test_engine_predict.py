@@ -262,6 +262,13 @@ def test_export_gives_the_same_boxes_as_eager(trained_run, synthetic_root, tmp_p
     batch = torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).copy()).float() / 255
     diffs = check_export(load_checkpoint(weights).model, out, 128, images=batch)
     assert diffs["max_box_diff"] < 1e-2 and diffs["max_detection_diff"] < 1e-2
+    # an existing --out is left alone unless --overwrite; nothing else is written beside it
+    before = out.read_bytes()
+    assert main(["export", "--weights", weights, "--format", fmt, "--out", str(out)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
+    again = ["export", "--weights", weights, "--format", fmt, "--out", str(out), "--overwrite"]
+    assert main(again) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
 def test_bad_checkpoint_is_a_one_line_cli_error(tmp_path, capsys):

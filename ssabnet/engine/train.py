@@ -613,7 +613,7 @@ def prepare_run_folder(
     write_text_atomic(run_dir / "git_commit.txt", identity.git_commit + "\n")
     if resumed:
         _truncate_results(run_dir / "results.csv", status.epoch - 1)
-        for stale in (run_dir / "weights").glob(".*.tmp"):
+        for stale in (run_dir / "weights").glob(".*.tmp*"):
             stale.unlink()
 
 
