@@ -135,8 +135,11 @@ def bench_sabl_vs_ciou(n: int, repeats: int) -> None:
     """Both SABL readings against our CIoU, interleaved in every round (issue 21: <= 1.2x)."""
     g = torch.Generator().manual_seed(0)
     pred, gt = random_pairs(n, g)
-    cases = {"ciou": ("ciou", {}), "sabl relative": ("sabl", {}),
-             "sabl paper": ("sabl", {"variant": "paper"})}  # fmt: skip
+    cases = {
+        "ciou": ("ciou", {}),
+        "sabl relative": ("sabl", {}),
+        "sabl paper": ("sabl", {"variant": "paper"}),
+    }
 
     def make(kind, params):
         def run():

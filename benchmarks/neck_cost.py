@@ -16,8 +16,15 @@ import torch
 
 from ssabnet.model.build import build_model
 
-DEFAULT_MODELS = ["baseline-n-p2", "ssabnet-n", "ssabnet-n-nearest", "ssabnet-n-noalign",
-                  "ssabnet-n-nogate", "ssabnet-n-noblur", "ssabnet-n-noreduce"]  # fmt: skip
+DEFAULT_MODELS = [
+    "baseline-n-p2",
+    "ssabnet-n",
+    "ssabnet-n-nearest",
+    "ssabnet-n-noalign",
+    "ssabnet-n-nogate",
+    "ssabnet-n-noblur",
+    "ssabnet-n-noreduce",
+]
 
 
 def neck_cpu_ms(name: str, images: torch.Tensor, steps: int) -> tuple[float, float]:

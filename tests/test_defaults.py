@@ -31,8 +31,17 @@ def test_loss_config_builds_the_default_assigner():
 def test_criterion_has_no_defaults_of_its_own():
     from ssabnet.losses.criterion import Criterion
 
-    recipe = {"box", "cls", "cls_weight", "box_weight", "dfl_weight", "normalize", "balance",
-              "balance_unit", "balance_gamma"}  # fmt: skip
+    recipe = {
+        "box",
+        "cls",
+        "cls_weight",
+        "box_weight",
+        "dfl_weight",
+        "normalize",
+        "balance",
+        "balance_unit",
+        "balance_gamma",
+    }
     fields = {f.name: f for f in dataclasses.fields(Criterion)}
     assert all(fields[name].default is dataclasses.MISSING for name in recipe)
 

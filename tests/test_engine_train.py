@@ -56,6 +56,7 @@ def test_train_then_val_beats_untrained_model(tmp_path):
                 "mosaic": 0.0,
                 "close_mosaic": 0,
                 "ema": False,
+                "optimizer": "sgd",  # the recipe this test was measured with
                 "lr": 0.01,
                 "val_interval": 20,
                 "seed": 0,

@@ -184,7 +184,8 @@ class Criterion:
                 # batch-unique ground-truth id of each positive: image * M + index
                 matched = assignment.matched_gt_idx[fg_mask]
                 image_idx = fg_mask.nonzero(as_tuple=True)[0]
-                object_ids = image_idx * (int(matched.max(initial=0)) + 1) + matched
+                stride = int(matched.max()) + 1 if matched.numel() else 1
+                object_ids = image_idx * stride + matched
             weights = scale_balance_weights(
                 weights, box_size(target_boxes), self.balance_gamma, object_ids
             )
