@@ -76,7 +76,7 @@ from ssabnet.engine.predict import load_checkpoint
 from ssabnet.engine.train import build_optimizer, fit
 from ssabnet.errors import MissingInputError, OverwriteError, UsageError
 from ssabnet.evaluation import MatchTables, bootstrap_ap_difference
-from ssabnet.evaluation.evaluator import HEADLINE_METRICS, SUMMARY_METRICS
+from ssabnet.evaluation.evaluator import SUMMARY_METRICS
 from ssabnet.losses.config import BASELINE_LOSS, PAPER_SABL_LOSS, SABL_LOSS
 from ssabnet.losses.criterion import build_criterion
 from ssabnet.model.build import build_model
@@ -85,6 +85,10 @@ PLAN_FILE = "plan.json"
 RUN_FILE = "ablation_run.json"
 BASELINE = "baseline"
 P2_BASELINE = "baseline-p2"  # second reference of the gains tables (the SSA parts' own gain)
+#: The gains tables' default references (each one that ran); ``--reference`` names others.
+DEFAULT_REFERENCES = (BASELINE, P2_BASELINE)
+#: Columns of the report's per-variant table (mean ± std over seeds), every COCO scale included.
+REPORT_METRICS = ("AP", "AP50", "APs", "APm", "APl", "AP_vt", "AP_t")
 RUN_FIELDS = (
     "variant",
     "seed",
@@ -548,13 +552,13 @@ def format_report(plan: dict[str, Any] | None, runs: pd.DataFrame, gains: pd.Dat
         "Mean ± std over seeds, percent (COCO AP@[.5:.95] unless named; AP_vt < 8 px, "
         "AP_t 8–16 px, APs < 32 px).",
         "",
-        "| variant | model | runs | epochs | min/run | " + " | ".join(HEADLINE_METRICS) + " |",
-        "|---|---|---|---|---|" + "---|" * len(HEADLINE_METRICS),
+        "| variant | model | runs | epochs | min/run | " + " | ".join(REPORT_METRICS) + " |",
+        "|---|---|---|---|---|" + "---|" * len(REPORT_METRICS),
     ]
     if not runs.empty:
         summary = summarize_runs(runs)
         for variant, row in summary.iterrows():
-            cells = [_pct(row[f"{m}_mean"], row[f"{m}_std"]) for m in HEADLINE_METRICS]
+            cells = [_pct(row[f"{m}_mean"], row[f"{m}_std"]) for m in REPORT_METRICS]
             lines.append(
                 f"| {variant} | {row['model']} | {int(row['runs'])} | {int(row['epochs'])} | "
                 f"{row['train_seconds'] / 60:.1f} | " + " | ".join(cells) + " |"
@@ -595,14 +599,28 @@ def _gains_table(reference: str, gains: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_report(out: str | Path, n_boot: int = 1000) -> dict[str, Path]:
-    """Collect the finished runs in ``out``; write results.csv, gains.csv and results.md."""
+def write_report(
+    out: str | Path, n_boot: int = 1000, references: tuple[str, ...] | None = None
+) -> dict[str, Path]:
+    """Collect the finished runs in ``out``; write results.csv, gains.csv and results.md.
+
+    ``references``: the variants each gains table compares against (any variant or peer that
+    ran, e.g. ``("ssa",)`` for SABL vs CIoU on the SSA network). Default: ``baseline`` and
+    ``baseline-p2``, each where it ran. A named reference with no finished run is an error.
+    """
     out = Path(out)
     runs = collect_runs(out)
     if runs.empty:
         raise MissingInputError(f"no finished ablation runs (*/seed*/{RUN_FILE}) under {out}")
+    if references is not None:
+        missing = [r for r in references if r not in set(runs["variant"])]
+        if missing:
+            raise UsageError(
+                f"--reference {','.join(missing)}: no finished run of that variant under {out} "
+                f"(finished: {', '.join(dict.fromkeys(runs['variant']))})"
+            )
     frames = []
-    for reference in (BASELINE, P2_BASELINE):
+    for reference in references if references is not None else DEFAULT_REFERENCES:
         part = gains_over_baseline(runs, n_boot=n_boot, reference=reference)
         if not part.empty:
             part.insert(0, "reference", reference)

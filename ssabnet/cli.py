@@ -937,6 +937,11 @@ def _add_ablate_command(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only (re)write the report from the runs in --out",
     )
+    ablate.add_argument(
+        "--reference",
+        help="comma list of variants the gains tables compare against "
+        "(default: baseline and baseline-p2, where they ran)",
+    )
     ablate.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     ablate.add_argument("--no-progress", action="store_true", help="no progress bars")
     ablate.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.005")
@@ -967,7 +972,10 @@ def _ablate(args: argparse.Namespace) -> int:
         ablation.run_ablation(plan, progress=not args.no_progress)
     if launch_rank() != 0:
         return 0
-    paths = ablation.write_report(args.out, n_boot=args.n_boot)
+    references = None
+    if args.reference:
+        references = tuple(dict.fromkeys(r.strip() for r in args.reference.split(",") if r.strip()))
+    paths = ablation.write_report(args.out, n_boot=args.n_boot, references=references)
     print(paths["report"].read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -258,6 +258,34 @@ def test_peer_runs_in_the_layout_are_reported(ablation_out: Path, tmp_path: Path
         runs.loc[("baseline", 0), "AP50"], abs=1e-9
     )
     assert "| yolov8n-p2 |" in paths["report"].read_text()
+    # every COCO scale has its column, with the seed std
+    report = paths["report"].read_text()
+    assert "| min/run | AP | AP50 | APs | APm | APl | AP_vt | AP_t |" in report
+    baseline_row = next(line for line in report.splitlines() if line.startswith("| baseline |"))
+    assert baseline_row.count(" ± ") == 7
+
+    # --reference: the gains tables against the named variants only (here: the peer)
+    assert (
+        main(
+            [
+                "ablate",
+                "--report-only",
+                "--out",
+                str(out),
+                "--reference",
+                "yolov8n-p2",
+                "--n-boot",
+                "50",
+            ]
+        )
+        == 0
+    )
+    gains = pd.read_csv(out / "gains.csv")
+    assert set(gains["reference"]) == {"yolov8n-p2"}
+    assert set(gains["variant"]) == {"baseline", "sabl"}
+    assert "AP50 gain over `yolov8n-p2`" in (out / "results.md").read_text()
+    # a reference that did not run is an error naming it, not an empty table
+    assert main(["ablate", "--report-only", "--out", str(out), "--reference", "ssa"]) == 2
 
 
 def test_report_needs_runs(tmp_path: Path):

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ssabnet import runs as run_folder
 from ssabnet.atomic_io import write_text_atomic
 from ssabnet.config import Config, config_from_dict, config_to_dict, merge, save_config
 from ssabnet.data import DetectionDataset, load_dataset
@@ -405,7 +406,7 @@ def fit(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
         evaluator = Evaluator(val_data.info, val_data.records) if env.is_main else None
         status = TrainStatus()
         if state is not None:
-            status = restore_training(opt, state, run_dir / "weights" / "last.pt")
+            status = restore_training(opt, state, run_folder.weights_path(run_dir, "last"))
         opt.model = wrap_distributed(opt.model, env)
         commit = git_commit() if env.is_main else "unknown"
         identity = RunIdentity(config_to_dict(cfg), class_names, _dataset_info(train_data), commit)
@@ -461,11 +462,11 @@ def resume_or_refuse(cfg: Config, run_dir: Path, resume: bool) -> tuple[Config, 
     overwrites a folder that already holds one.
     """
     if resume:
-        state = read_checkpoint(run_dir / "weights" / "last.pt")
+        state = read_checkpoint(run_folder.weights_path(run_dir, "last"))
         saved = config_from_dict(state["config"])
         saved = merge(saved, {"train": {"device": cfg.train.device, "workers": cfg.train.workers}})
         return saved, state
-    if (run_dir / "weights" / "last.pt").exists():
+    if run_folder.weights_path(run_dir, "last").exists():
         raise OverwriteError(
             f"{run_dir} already holds a run (weights/last.pt); pass --resume to continue it "
             "or choose another --out"
@@ -608,12 +609,12 @@ def prepare_run_folder(
 ) -> None:
     """Write ``config.yaml`` and ``git_commit.txt``; on resume drop the ``results.csv`` rows
     after the checkpoint and temporary files of a write cut by a kill."""
-    (run_dir / "weights").mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    (run_dir / run_folder.WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / run_folder.CONFIG_FILE)
     write_text_atomic(run_dir / "git_commit.txt", identity.git_commit + "\n")
     if resumed:
-        _truncate_results(run_dir / "results.csv", status.epoch - 1)
-        for stale in (run_dir / "weights").glob(".*.tmp*"):
+        _truncate_results(run_dir / run_folder.RESULTS_FILE, status.epoch - 1)
+        for stale in (run_dir / run_folder.WEIGHTS_DIR).glob(".*.tmp*"):
             stale.unlink()
 
 
@@ -680,7 +681,7 @@ def save_mid_epoch(
     """``weights/last.pt`` inside ``epoch`` (rank 0)."""
     if env.is_main:
         state = checkpoint_state(opt, status, epoch - 1, partial, identity)
-        save_checkpoint(state, run_dir / "weights" / "last.pt")
+        save_checkpoint(state, run_folder.weights_path(run_dir, "last"))
 
 
 def save_epoch(
@@ -696,12 +697,12 @@ def save_epoch(
     """``weights/last.pt`` and ``val/last`` after ``epoch``; ``best.pt`` and ``val/best`` too
     when it improved on the best metric."""
     if metrics:
-        save_evaluation(evaluator, metrics, run_dir / "val" / "last" / "metrics.json")
+        save_evaluation(evaluator, metrics, run_folder.metrics_path(run_dir, "last"))
     state = checkpoint_state(opt, status, epoch, PartialEpoch(), identity)
-    save_checkpoint(state, run_dir / "weights" / "last.pt")
+    save_checkpoint(state, run_folder.weights_path(run_dir, "last"))
     if improved:
-        save_checkpoint(state, run_dir / "weights" / "best.pt")
-        save_evaluation(evaluator, metrics, run_dir / "val" / "best" / "metrics.json")
+        save_checkpoint(state, run_folder.weights_path(run_dir, "best"))
+        save_evaluation(evaluator, metrics, run_folder.metrics_path(run_dir, "best"))
 
 
 def log_epoch(
@@ -718,7 +719,7 @@ def log_epoch(
     row |= {k: round(v, 6) for k, v in mean_terms.items()}
     row |= {k: "" if metrics.get(k) is None else metrics[k] for k in HEADLINE_METRICS}
     row["time"] = round(time.time() - epoch_start, 3)
-    _write_results_row(run_dir / "results.csv", row)
+    _write_results_row(run_dir / run_folder.RESULTS_FILE, row)
     if tensorboard is not None:
         for key, value in row.items():
             if key != "epoch" and isinstance(value, int | float):
