@@ -5,8 +5,9 @@ valid, and resumes a training run that was cut off):
 
 1. ``data``: the synthetic train/val scenes (catalog cards ``syndrone-demo-{train,val}``,
    generated on first use; budgets other than the card's go to ``<out>/data/{train,val}``).
-2. ``train baseline-n`` (CIoU, no balancing, IoU-metric assigner) and ``train ssabnet-n`` (the
-   SABL recipe): two ordinary :func:`ssabnet.fit` runs with the same small budget. Each run
+2. ``train baseline-n`` and ``train ssabnet-n``: two ordinary :func:`ssabnet.fit` runs with the
+   same small budget and the default recipe (``TrainConfig``/``LossConfig``; they differ only
+   in the network). Each run
    folder gets ``config.yaml``, ``results.csv``, ``weights/best.pt`` and
    ``val/best/metrics.json`` + ``matches_*.parquet``.
 3. ``predict``: ``<out>/<run>/predictions.json``, COCO results of ``weights/best.pt`` on the val
@@ -44,17 +45,12 @@ from ssabnet.engine.train import fit
 from ssabnet.errors import MissingInputError, UsageError
 from ssabnet.evaluation import MatchTables, bootstrap_ap_difference, write_coco_results
 from ssabnet.evaluation.evaluator import SUMMARY_METRICS
-from ssabnet.losses.config import BASELINE_LOSS, SABL_LOSS
 
 RUN_NAMES = ("baseline-n", "ssabnet-n")
 FIFTYONE_DATASET = "ssabnet-demo"
 #: Saved view the demo points at: ground truth ssabnet-n missed (see ssabnet.integrations.fiftyone).
 FIFTYONE_MISSED_VIEW = "ssabnet_n-missed"
 BUDGET_ENV = "SSABNET_DEMO_BUDGET"
-
-# The two recipes compared. The baseline is YOLOv8-like: CIoU box loss, no scale balancing and
-# an IoU-metric assigner; ssabnet-n uses the LossConfig defaults (SABL, balancing, SABL metric).
-RUN_LOSSES: dict[str, dict[str, Any]] = {"baseline-n": BASELINE_LOSS, "ssabnet-n": SABL_LOSS}
 
 
 @dataclass(frozen=True)
@@ -96,8 +92,7 @@ def train_overrides(run: str, budget: DemoBudget, data: dict[str, str], out: Pat
     """The config changes (on top of the defaults) for one demo run."""
     return {
         "data": {"train": data["train"], "val": data["val"]},
-        "model": {"name": run},
-        "loss": RUN_LOSSES[run],
+        "model": {"name": run},  # everything else is the default recipe (TrainConfig, LossConfig)
         "train": {
             "epochs": budget.epochs,
             "imgsz": budget.imgsz,

@@ -93,20 +93,20 @@ def test_differences_list_only_what_the_recipe_leaves_different(peer, synthetic_
         found = peer.differences(cfg, args, train, "shared", [4, 8, 16, 32])
         return {d.split(":")[0] for d in found}
 
-    plain = topics(Config())
+    old = merge(  # the recipe before the parity switches became the defaults
+        Config(),
+        {
+            "loss": {"assigner_widen_tiny": False, "assigner_metric": "iou"},
+            "train": {"loss_times_batch": False, "lr_step": "step"},
+        },
+    )
+    plain = topics(old)
     assert {"assigner candidates", "assigner overlap", "loss scale", "lr schedule"} <= plain
     assert any(
         "shorter than 8 px" in d
-        for d in peer.differences(Config(), args, train, "shared", [4, 8, 16, 32])
+        for d in peer.differences(old, args, train, "shared", [4, 8, 16, 32])
     )
-    parity = merge(
-        Config(),
-        {
-            "loss": {"assigner_widen_tiny": True, "assigner_metric": "ciou"},
-            "train": {"loss_times_batch": True, "lr_step": "epoch"},
-        },
-    )
-    left = topics(parity)
+    left = topics(Config())  # the defaults: ultralytics' rules
     assert not left & {"assigner candidates", "assigner overlap", "loss scale", "lr schedule"}
     assert "augmentation code" in left  # always: ultralytics' own augmentation code
     assert "CIoU" in peer.PEER_LOSS and "IoU metric" not in peer.PEER_LOSS

@@ -181,7 +181,7 @@ def test_widen_tiny_gives_candidates_and_keeps_the_true_target_box():
     # widened to 10x10 about its centre (17, 5) it holds anchor 1 at (15, 5).
     gt_boxes = torch.tensor([[[16.0, 4.0, 18.0, 6.0]]])
     args = (SCORES, PRED_BOXES, ANCHORS, STRIDES, GT_LABELS[:, :1], gt_boxes, GT_MASK[:, :1])
-    assert TaskAlignedAssigner(num_classes=3, metric="iou")(*args).num_fg == 0
+    assert TaskAlignedAssigner(num_classes=3, metric="iou", widen_tiny=False)(*args).num_fg == 0
     out = TaskAlignedAssigner(num_classes=3, widen_tiny=True, metric="iou")(*args)
     assert out.fg_mask.tolist() == [[False, True, False, False]]
     torch.testing.assert_close(out.target_boxes[0, 1], gt_boxes[0, 0])  # not the widened box

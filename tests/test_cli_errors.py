@@ -112,7 +112,7 @@ def test_loss_flag_sets_the_whole_recipe(monkeypatch, tmp_path):
 
 def test_box_loss_flag_sets_only_the_box_loss(monkeypatch):
     cfg = _train_config(monkeypatch, ["--loss", "baseline", "--box-loss", "nwd"])
-    assert (cfg.loss.box, cfg.loss.balance, cfg.loss.assigner_metric) == ("nwd", False, "iou")
+    assert (cfg.loss.box, cfg.loss.balance, cfg.loss.assigner_metric) == ("nwd", False, "ciou")
 
 
 def test_loss_flag_rejects_a_box_loss_name(capsys):

@@ -25,7 +25,8 @@ from ssabnet.runs import RunError, check_same_recipe
 def test_loss_config_builds_the_default_assigner():
     built = build_criterion(LossConfig(), num_classes=10, reg_max=16).assigner
     assert built == TaskAlignedAssigner(num_classes=10)  # the same recipe, one definition
-    assert built.metric == LossConfig().assigner_metric == "iou"
+    assert built.metric == LossConfig().assigner_metric == "ciou"
+    assert built.widen_tiny and LossConfig().assigner_widen_tiny  # the tuning-split parity recipe
 
 
 def test_criterion_has_no_defaults_of_its_own():

@@ -125,7 +125,7 @@ def test_mosaic_boxes_inside_their_tiles_and_pixels_follow():
         boxes = [[10 + i, 12, 22 + i, 20], [50, 40, 58, 48]]
         images.append(_marked_image(64, 64, boxes))
         targets.append(_targets(boxes, labels=[i, i], regions=[[0, 0, 8, 8]]))
-    canvas, out = mosaic(images, targets, rng, 64)
+    canvas, out = mosaic(images, targets, rng, 64, min_size=2.0, min_visible=0.1)
     assert canvas.shape == (128, 128, 3)
     assert len(out.boxes) + out.num_dropped == 8
     assert set(out.labels.tolist()) <= {0, 1, 2, 3}
@@ -133,7 +133,7 @@ def test_mosaic_boxes_inside_their_tiles_and_pixels_follow():
         x1, y1, x2, y2 = box.astype(int)
         assert canvas[y1:y2, x1:x2].min() == 255
     with pytest.raises(ValueError, match="4 images"):
-        mosaic(images[:3], targets[:3], rng, 64)
+        mosaic(images[:3], targets[:3], rng, 64, min_size=2.0, min_visible=0.1)
 
 
 def test_record_targets_turns_ignored_objects_into_ignore_regions(tmp_path):

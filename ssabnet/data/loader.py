@@ -112,7 +112,12 @@ class DetectionSamples(Dataset):
                 others = rng.integers(0, len(self.records), 3).tolist()
                 loaded = [(image, targets)] + [self._load(i) for i in others]
                 canvas, targets = mosaic(
-                    [x[0] for x in loaded], [x[1] for x in loaded], rng, self.imgsz
+                    [x[0] for x in loaded],
+                    [x[1] for x in loaded],
+                    rng,
+                    self.imgsz,
+                    aug.min_box_size,
+                    aug.min_visible,
                 )
                 image, targets = random_affine(
                     canvas,

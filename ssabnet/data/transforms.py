@@ -110,8 +110,8 @@ def filter_boxes(
     unclipped_boxes: np.ndarray,
     width: int,
     height: int,
-    min_size: float = 2.0,
-    min_visible: float = 0.3,
+    min_size: float,
+    min_visible: float,
 ) -> Targets:
     """Clip boxes to the image and drop those too small or mostly outside.
 
@@ -222,14 +222,20 @@ def random_affine(
 
 
 def mosaic(
-    images: list[np.ndarray], targets: list[Targets], rng: np.random.Generator, size: int
+    images: list[np.ndarray],
+    targets: list[Targets],
+    rng: np.random.Generator,
+    size: int,
+    min_size: float,
+    min_visible: float,
 ) -> tuple[np.ndarray, Targets]:
     """Tile 4 letterbox-scaled images around a random centre of a ``2*size`` square canvas.
 
     Image ``i`` (long side resized to ``size``) touches the centre with its bottom-right,
     bottom-left, top-right and top-left corner respectively. The result is ``uint8[2*size,
     2*size, 3]``; follow it with :func:`random_affine` (``center`` = the mosaic centre) to get
-    back to ``size``. Boxes are clipped to their tile and filtered (``min_size`` 2 px).
+    back to ``size``. Boxes are clipped to their tile and filtered (:func:`filter_boxes` with
+    ``min_size`` and ``min_visible``, the training recipe's).
     """
     if len(images) != 4 or len(targets) != 4:
         raise ValueError(f"mosaic needs 4 images, got {len(images)}")
@@ -265,7 +271,7 @@ def mosaic(
         regions = target.ignore_regions * r + offset
         # Clip to this tile's rectangle, not just the canvas: content outside it is not shown.
         tile = Targets(boxes - [x1a, y1a, x1a, y1a], target.labels, regions - [x1a, y1a, x1a, y1a])
-        kept = filter_boxes(tile, tile.boxes, x2a - x1a, y2a - y1a)
+        kept = filter_boxes(tile, tile.boxes, x2a - x1a, y2a - y1a, min_size, min_visible)
         all_boxes.append(kept.boxes + [x1a, y1a, x1a, y1a])
         all_labels.append(kept.labels)
         all_regions.append(kept.ignore_regions + [x1a, y1a, x1a, y1a])
