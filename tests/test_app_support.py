@@ -68,7 +68,7 @@ def test_discover_and_load_demo_runs(demo_runs):
     assert [i.name for i in infos] == ["baseline-n", "ssabnet-n"]  # data/ is not a run
     base, ssa = infos
     assert (base.model, base.box_loss) == ("baseline-n", "ciou")
-    assert (ssa.model, ssa.box_loss) == ("ssabnet-n", "sabl")
+    assert (ssa.model, ssa.box_loss) == ("ssabnet-n", "ciou")  # the demo trains the defaults
     assert base.has_matches and base.weights is not None and base.problem is None
     run = load_run(base.path, name=base.name)
     stored = json.loads((base.path / "val" / run.split / "metrics.json").read_text())
