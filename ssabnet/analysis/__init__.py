@@ -64,6 +64,7 @@ from ssabnet.model.taps import capture_features
 from ssabnet.ops.boxes import box_size
 from ssabnet.paths import UnsafePathError, resolve_under
 from ssabnet.runs import (
+    SUMMARY_METRICS,
     Run,
     RunError,
     RunInfo,
@@ -91,6 +92,7 @@ from ssabnet.visualize import (
 )
 
 __all__ = [
+    "SUMMARY_METRICS",
     "ALL",
     "BACKGROUND",
     "BACKGROUND_IOU",

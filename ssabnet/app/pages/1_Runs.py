@@ -6,6 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from ssabnet.analysis import (
+    SUMMARY_METRICS,
     per_class_table,
     runs_summary,
     scale_ap_table,
@@ -97,9 +98,7 @@ st.plotly_chart(
 )
 
 st.subheader("AP per class")
-class_metric = st.selectbox(
-    "Per-class metric", ["AP", "AP50", "AP75", "AP_t", "AP_vt", "AR500"], key="runs_class_metric"
-)
+class_metric = st.selectbox("Per-class metric", list(SUMMARY_METRICS), key="runs_class_metric")
 per_class = per_class_table(runs, class_metric)
 if per_class[class_metric].notna().any():
     st.plotly_chart(
